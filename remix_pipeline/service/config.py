@@ -1,0 +1,63 @@
+"""Settings of one embedded Videos API service instance.
+
+Every process that opens the same `db_path` with the same settings sees the same jobs: job
+state derives from the clock and these durations, not from a background worker.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from remix_pipeline.contract import ContractMode
+
+
+class FaultConfig(BaseModel):
+    """Faults the service injects, reproducibly for a given seed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    seed: int = 0
+    requests_per_minute: int | None = Field(
+        default=None, ge=1, description="Answer 429 with retry headers beyond this rate."
+    )
+    error_rate: float = Field(default=0.0, ge=0.0, le=1.0, description="Share of 5xx answers.")
+    latency_ms: int = Field(default=0, ge=0, description="Added to every response.")
+    drop_rate: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of create/remix requests whose response is dropped after the job "
+        "was created (the connection closes without an answer).",
+    )
+    failure_rate: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="Share of jobs that end `failed`."
+    )
+    moderation_terms: tuple[str, ...] = Field(
+        default=(), description="Prompts containing one of these end `moderation_blocked`."
+    )
+
+
+class ServiceConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    db_path: Path
+    media_dir: Path | None = Field(
+        default=None, description="Rendered media cache; defaults to `<db_path>.media/`."
+    )
+    api_key: str | None = Field(default=None, repr=False)
+    mode: ContractMode = ContractMode.LENIENT
+    queued_seconds: float = Field(default=0.5, ge=0)
+    run_seconds: float = Field(default=2.0, ge=0)
+    expires_after_seconds: int = Field(default=3600, ge=1)
+    poll_after_ms: int = Field(default=1000, ge=0)
+    media_scale: float = Field(
+        default=0.125, gt=0, le=1, description="Rendered size as a share of the requested size."
+    )
+    media_fps: int = Field(default=8, ge=1, le=60)
+    faults: FaultConfig = FaultConfig()
+
+    @property
+    def media_cache_dir(self) -> Path:
+        return self.media_dir or self.db_path.with_name(self.db_path.name + ".media")
