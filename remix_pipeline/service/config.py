@@ -22,6 +22,9 @@ class FaultConfig(BaseModel):
     requests_per_minute: int | None = Field(
         default=None, ge=1, description="Answer 429 with retry headers beyond this rate."
     )
+    rate_window_seconds: float = Field(
+        default=60.0, gt=0, description="Window of the rate limit; tests shorten it."
+    )
     error_rate: float = Field(default=0.0, ge=0.0, le=1.0, description="Share of 5xx answers.")
     latency_ms: int = Field(default=0, ge=0, description="Added to every response.")
     drop_rate: float = Field(
