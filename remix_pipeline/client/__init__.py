@@ -1,0 +1,57 @@
+"""Async client for servers that speak the OpenAI Videos API contract."""
+
+from remix_pipeline.client.client import EMBEDDED_BASE_URL, VideosClient
+from remix_pipeline.client.download import DownloadResult
+from remix_pipeline.client.errors import (
+    APIStatusError,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    ConnectionFailedError,
+    ContractViolationError,
+    InvalidArgumentError,
+    InvalidVideoIdError,
+    NotFoundError,
+    OutcomeUnknownError,
+    PermissionDeniedError,
+    RateLimitError,
+    RequestTimeoutError,
+    RequestTimeoutStatusError,
+    ResponseTooLargeError,
+    ServerError,
+    TransportError,
+    UnprocessableEntityError,
+    VideosAPIError,
+)
+from remix_pipeline.client.limiter import RateLimiter, shared_limiter
+from remix_pipeline.client.settings import ClientSettings
+from remix_pipeline.client.stats import ClientStats
+
+__all__ = [
+    "EMBEDDED_BASE_URL",
+    "APIStatusError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ClientSettings",
+    "ClientStats",
+    "ConflictError",
+    "ConnectionFailedError",
+    "ContractViolationError",
+    "DownloadResult",
+    "InvalidArgumentError",
+    "InvalidVideoIdError",
+    "NotFoundError",
+    "OutcomeUnknownError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RateLimiter",
+    "RequestTimeoutError",
+    "RequestTimeoutStatusError",
+    "ResponseTooLargeError",
+    "ServerError",
+    "TransportError",
+    "UnprocessableEntityError",
+    "VideosAPIError",
+    "VideosClient",
+    "shared_limiter",
+]

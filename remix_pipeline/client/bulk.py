@@ -1,0 +1,92 @@
+"""Status of many jobs with few requests: newest-first list pages, then per-id fallback.
+
+One `GET /videos` page answers for up to 100 jobs, so a sensor watching 1,000 recent jobs
+needs about 10 requests instead of 1,000. Listing stops as soon as every wanted id is seen,
+the list has reached jobs older than anything wanted, or a page cap (the pages the wanted ids
+could fill, plus a few) is hit; ids still unseen are then retrieved one by one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Awaitable, Callable, Collection
+
+from remix_pipeline.client.errors import APIStatusError, NotFoundError
+from remix_pipeline.contract import Video, VideoList
+
+# A server without a list endpoint answers one of these; per-id retrieve still works there.
+_LIST_UNSUPPORTED = frozenset({404, 405, 501})
+
+FetchPage = Callable[[str | None], Awaitable[VideoList]]
+Retrieve = Callable[[str], Awaitable[Video]]
+
+
+async def bulk_status(
+    video_ids: Collection[str],
+    *,
+    fetch_page: FetchPage,
+    retrieve: Retrieve,
+    page_size: int,
+    extra_pages: int,
+    concurrency: int,
+    created_after: float | None = None,
+) -> dict[str, Video]:
+    wanted = set(video_ids)
+    if not wanted:
+        return {}
+    found = await _from_pages(
+        wanted,
+        fetch_page=fetch_page,
+        max_pages=math.ceil(len(wanted) / page_size) + extra_pages,
+        cutoff=None if created_after is None else math.floor(created_after),
+    )
+    missing = sorted(wanted - found.keys())
+    found.update(await _retrieve_each(missing, retrieve=retrieve, concurrency=concurrency))
+    return found
+
+
+async def _from_pages(
+    wanted: set[str], *, fetch_page: FetchPage, max_pages: int, cutoff: int | None
+) -> dict[str, Video]:
+    found: dict[str, Video] = {}
+    after: str | None = None
+    for _ in range(max_pages):
+        try:
+            page = await fetch_page(after)
+        except APIStatusError as error:
+            if error.status_code in _LIST_UNSUPPORTED:
+                break
+            raise
+        found.update((video.id, video) for video in page.data if video.id in wanted)
+        if len(found) == len(wanted) or not page.has_more or not page.data:
+            break
+        if cutoff is not None and min(video.created_at for video in page.data) < cutoff:
+            break
+        after = page.last_id or page.data[-1].id
+    return found
+
+
+async def _retrieve_each(
+    video_ids: list[str], *, retrieve: Retrieve, concurrency: int
+) -> dict[str, Video]:
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(video_id: str) -> tuple[str, Video | None]:
+        async with gate:
+            try:
+                return video_id, await retrieve(video_id)
+            except NotFoundError:
+                return video_id, None
+
+    results = await asyncio.gather(
+        *(one(video_id) for video_id in video_ids), return_exceptions=True
+    )
+    found: dict[str, Video] = {}
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+        video_id, video = result
+        if video is not None:
+            found[video_id] = video
+    return found

@@ -1,0 +1,498 @@
+"""VideosClient: the async client every part of the product uses to talk to a Videos API server.
+
+It owns the rules that protect users' money and data: a POST that may have started a paid
+job is never repeated (OutcomeUnknownError hands the question to the ledger), ids are checked
+before they enter a URL, every request passes the shared rate limiter, response bodies are
+size-capped, and downloads only ever appear complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Generator,
+    Mapping,
+)
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import httpx
+from pydantic import BaseModel
+
+from remix_pipeline.client.bulk import bulk_status as _bulk_status
+from remix_pipeline.client.download import DownloadResult, stream_to_file
+from remix_pipeline.client.errors import (
+    APIStatusError,
+    ConnectionFailedError,
+    ContractViolationError,
+    InvalidArgumentError,
+    InvalidVideoIdError,
+    OutcomeUnknownError,
+    RequestTimeoutError,
+    ResponseTooLargeError,
+)
+from remix_pipeline.client.limiter import RateLimiter, shared_limiter
+from remix_pipeline.client.responses import parse_model, read_capped, status_error
+from remix_pipeline.client.retry import (
+    RetryPolicy,
+    server_delay,
+    status_is_retryable,
+    transport_error_is_retryable,
+)
+from remix_pipeline.client.settings import ClientSettings
+from remix_pipeline.client.stats import ClientStats
+from remix_pipeline.contract import (
+    PROMPT_MAX_CHARS,
+    ContentVariant,
+    DeletedVideo,
+    Order,
+    Video,
+    VideoList,
+    id_problem,
+)
+from remix_pipeline.version import __version__
+
+if TYPE_CHECKING:
+    from remix_pipeline.service.config import ServiceConfig
+
+BASE_URL_ENV = "OPENAI_BASE_URL"
+EMBEDDED_BASE_URL = "http://embedded/v1"
+
+ResultT = TypeVar("ResultT")
+ModelT = TypeVar("ModelT", bound=BaseModel)
+OnSuccess = Callable[[httpx.Response], Awaitable[ResultT]]
+
+
+class _BearerAuth(httpx.Auth):
+    """Adds the key to each request; holds it where no repr or log line reaches it."""
+
+    __slots__ = ("_header",)
+
+    def __init__(self, key: str) -> None:
+        self._header = f"Bearer {key}"
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = self._header
+        yield request
+
+    def __repr__(self) -> str:
+        return "_BearerAuth(<hidden>)"
+
+
+class _PostContext:
+    """What the caller needs to find a job whose creation response was lost."""
+
+    __slots__ = ("prompt", "source_video_id")
+
+    def __init__(self, source_video_id: str | None, prompt: str) -> None:
+        self.source_video_id = source_video_id
+        self.prompt = prompt
+
+
+class VideosClient:
+    """Async client for one Videos API server; share one instance among coroutines."""
+
+    def __init__(
+        self,
+        *,
+        http: httpx.AsyncClient,
+        settings: ClientSettings,
+        base_url: str,
+        limiter: RateLimiter,
+    ) -> None:
+        self._http = http
+        self._settings = settings
+        self._limiter = limiter
+        self._retry = RetryPolicy(
+            max_attempts=settings.max_attempts,
+            max_retry_seconds=settings.max_retry_seconds,
+            base_seconds=settings.backoff_base_seconds,
+            max_backoff_seconds=settings.backoff_max_seconds,
+        )
+        self.base_url = base_url
+        self.stats = ClientStats()
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: ClientSettings,
+        *,
+        embedded: ServiceConfig | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> VideosClient:
+        """Build a client: settings.base_url, else $OPENAI_BASE_URL, else the embedded service."""
+        url = settings.base_url or os.environ.get(BASE_URL_ENV) or None
+        key = os.environ.get(settings.api_key_env) or None
+        if url is None:
+            url = EMBEDDED_BASE_URL
+            if transport is None:
+                from remix_pipeline.service import default_service_config, embedded_transport
+
+                config = embedded or default_service_config()
+                transport = embedded_transport(config)
+                key = key or config.api_key
+                limiter_key = f"embedded:{config.db_path.resolve()}"
+            else:
+                limiter_key = f"{url}#transport-{id(transport)}"
+        else:
+            limiter_key = _display_url(url)
+        base_url = _check_base_url(url)
+        limiter = shared_limiter(
+            limiter_key,
+            requests=settings.requests_per_minute,
+            window_seconds=settings.rate_window_seconds,
+            max_in_flight=settings.max_in_flight,
+        )
+        http = httpx.AsyncClient(
+            base_url=base_url,
+            transport=transport,
+            auth=_BearerAuth(key) if key else None,
+            timeout=httpx.Timeout(
+                settings.timeout_seconds,
+                connect=min(settings.connect_timeout_seconds, settings.timeout_seconds),
+            ),
+            limits=httpx.Limits(
+                max_connections=settings.max_in_flight,
+                max_keepalive_connections=settings.max_in_flight,
+            ),
+            follow_redirects=True,
+            headers={"User-Agent": f"remix-pipeline/{__version__}"},
+        )
+        return cls(http=http, settings=settings, base_url=_display_url(base_url), limiter=limiter)
+
+    def __repr__(self) -> str:
+        return f"VideosClient(base_url={self.base_url!r})"
+
+    async def __aenter__(self) -> VideosClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # Operations ---------------------------------------------------------------------------
+
+    async def remix(self, video_id: str, prompt: str) -> Video:
+        video_id = _checked_id(video_id)
+        prompt = _checked_prompt(prompt)
+        return await self._call(
+            "remix",
+            "POST",
+            f"videos/{video_id}/remix",
+            json={"prompt": prompt},
+            on_success=self._model(Video),
+            post=_PostContext(video_id, prompt),
+        )
+
+    async def create(
+        self,
+        prompt: str,
+        *,
+        model: str | None = None,
+        size: str | None = None,
+        seconds: str | None = None,
+    ) -> Video:
+        """Create a video job, sent as multipart like the official SDK (servers expect it)."""
+        prompt = _checked_prompt(prompt)
+        fields = {"prompt": prompt, "model": model, "size": size, "seconds": seconds}
+        parts: dict[str, tuple[None, str]] = {}
+        for name, value in fields.items():
+            if value is None:
+                continue
+            if not isinstance(value, str) or not value:
+                raise InvalidArgumentError(f"{name} must be a non-empty string")
+            parts[name] = (None, value)
+        return await self._call(
+            "create",
+            "POST",
+            "videos",
+            files=parts,
+            on_success=self._model(Video),
+            post=_PostContext(None, prompt),
+        )
+
+    async def retrieve(self, video_id: str) -> Video:
+        video_id = _checked_id(video_id)
+        return await self._call(
+            "retrieve", "GET", f"videos/{video_id}", on_success=self._model(Video)
+        )
+
+    async def delete(self, video_id: str) -> DeletedVideo:
+        video_id = _checked_id(video_id)
+        return await self._call(
+            "delete", "DELETE", f"videos/{video_id}", on_success=self._model(DeletedVideo)
+        )
+
+    def list(
+        self, *, order: str = "desc", after: str | None = None, limit: int | None = None
+    ) -> AsyncIterator[Video]:
+        """Every video on the server, following pages; `limit` is the page size.
+
+        Arguments are checked here, at the call, not at the first iteration.
+        """
+        checked_order = _checked_order(order)
+        page_size = self._settings.list_page_size if limit is None else limit
+        if (
+            isinstance(page_size, bool)
+            or not isinstance(page_size, int)
+            or not 1 <= page_size <= 100
+        ):
+            raise InvalidArgumentError("limit must be an integer from 1 to 100")
+        cursor = None if after is None else _checked_id(after, kind="after cursor")
+        return self._pages(checked_order, cursor, page_size)
+
+    async def _pages(
+        self, order: str, cursor: str | None, page_size: int
+    ) -> AsyncGenerator[Video, None]:
+        seen: set[str] = set()
+        while True:
+            page = await self._list_page(order=order, after=cursor, limit=page_size)
+            for video in page.data:
+                yield video
+            if not page.has_more or not page.data:
+                return
+            cursor = page.last_id or page.data[-1].id
+            if cursor in seen:
+                raise ContractViolationError(
+                    f"VideoList.last_id: {cursor!r} was already used; the server's pages loop"
+                )
+            seen.add(cursor)
+
+    async def download(
+        self, video_id: str, variant: ContentVariant | str, target: Path
+    ) -> DownloadResult:
+        """Stream one media variant to `target`, which appears only when complete."""
+        video_id = _checked_id(video_id)
+        try:
+            chosen = ContentVariant(variant)
+        except ValueError:
+            choices = ", ".join(v.value for v in ContentVariant)
+            raise InvalidArgumentError(
+                f"variant {str(variant)[:40]!r} is not one of {choices}"
+            ) from None
+        target = Path(target)
+
+        async def save(response: httpx.Response) -> DownloadResult:
+            return await stream_to_file(response, target, chosen)
+
+        return await self._call(
+            "download",
+            "GET",
+            f"videos/{video_id}/content",
+            params={"variant": chosen.value},
+            headers={"Accept": "application/binary"},
+            on_success=save,
+        )
+
+    async def bulk_status(
+        self, video_ids: Collection[str], *, created_after: float | None = None
+    ) -> dict[str, Video]:
+        """Current state of many jobs; ids the server does not know are absent from the result.
+
+        `created_after` (unix seconds, e.g. the earliest submission time of the wanted jobs)
+        lets listing stop once pages reach older jobs.
+        """
+        if isinstance(video_ids, str):
+            raise InvalidArgumentError("video_ids must be a collection of ids, not one string")
+        wanted = [_checked_id(video_id) for video_id in video_ids]
+        settings = self._settings
+
+        async def fetch_page(after: str | None) -> VideoList:
+            return await self._list_page(
+                order=Order.DESC.value, after=after, limit=settings.list_page_size
+            )
+
+        return await _bulk_status(
+            wanted,
+            fetch_page=fetch_page,
+            retrieve=self.retrieve,
+            page_size=settings.list_page_size,
+            extra_pages=settings.bulk_extra_pages,
+            concurrency=settings.bulk_retrieve_concurrency,
+            created_after=created_after,
+        )
+
+    # Machinery ----------------------------------------------------------------------------
+
+    async def _list_page(self, *, order: str, after: str | None, limit: int) -> VideoList:
+        params: dict[str, str | int] = {"order": order, "limit": limit}
+        if after is not None:
+            params["after"] = _checked_id(after, kind="after cursor")
+        return await self._call(
+            "list", "GET", "videos", params=params, on_success=self._model(VideoList)
+        )
+
+    def _model(self, model: type[ModelT]) -> OnSuccess[ModelT]:
+        cap = self._settings.max_json_bytes
+
+        async def parse(response: httpx.Response) -> ModelT:
+            return parse_model(model, await read_capped(response, cap))
+
+        return parse
+
+    async def _call(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        *,
+        on_success: OnSuccess[ResultT],
+        params: Mapping[str, str | int] | None = None,
+        headers: Mapping[str, str] | None = None,
+        json: Any = None,
+        files: Mapping[str, tuple[None, str]] | None = None,
+        post: _PostContext | None = None,
+    ) -> ResultT:
+        """Send one operation, retrying only where a repeat cannot start a second job."""
+        safe = post is None
+        budget = self._retry.start()
+        while True:
+            request = self._http.build_request(
+                method, path, params=params, headers=headers, json=json, files=files
+            )
+            sent_at = time.time()
+            try:
+                async with self._limiter.slot():
+                    self.stats.requests[operation] += 1
+                    sent_at = time.time()
+                    response = await self._http.send(request, stream=True)
+                    try:
+                        if response.is_success:
+                            try:
+                                return await on_success(response)
+                            except (ContractViolationError, ResponseTooLargeError) as error:
+                                if post is not None:
+                                    raise self._unknown(operation, post, sent_at, error) from None
+                                raise
+                        body = await read_capped(response, self._settings.max_json_bytes)
+                    finally:
+                        await response.aclose()
+                error = self._status_failure(response, body, operation, post, sent_at)
+                delay = budget.next_delay(server_delay(response.headers))
+                if delay is None:
+                    raise error
+            except httpx.RequestError as failure:
+                self.stats.transport_errors += 1
+                if not transport_error_is_retryable(failure, safe_to_repeat=safe):
+                    assert post is not None
+                    raise self._unknown(operation, post, sent_at, failure) from None
+                delay = budget.next_delay(None)
+                if delay is None:
+                    raise _transport_failure(operation, failure, budget.attempts) from None
+            self.stats.retries += 1
+            await asyncio.sleep(delay)
+
+    def _status_failure(
+        self,
+        response: httpx.Response,
+        body: bytes,
+        operation: str,
+        post: _PostContext | None,
+        sent_at: float,
+    ) -> APIStatusError:
+        """The error for a failed status; raises it when no retry may follow."""
+        error = status_error(response, body)
+        if response.status_code == 429:
+            self.stats.rate_limited += 1
+        if response.status_code >= 500:
+            self.stats.server_errors += 1
+        if not response.is_error:
+            raise ContractViolationError(
+                f"{operation}: unexpected HTTP {response.status_code} without a body to use"
+            )
+        retryable = status_is_retryable(response.status_code, safe_to_repeat=post is None)
+        if response.headers.get("x-should-retry", "").lower() == "false":
+            retryable = False
+        if post is not None and response.status_code >= 500:
+            raise self._unknown(operation, post, sent_at, error)
+        if not retryable:
+            raise error
+        return error
+
+    def _unknown(
+        self, operation: str, post: _PostContext, sent_at: float, cause: BaseException
+    ) -> OutcomeUnknownError:
+        self.stats.outcome_unknown += 1
+        return OutcomeUnknownError(
+            operation=operation,
+            source_video_id=post.source_video_id,
+            prompt=post.prompt,
+            sent_at=sent_at,
+            cause=cause,
+        )
+
+
+def _transport_failure(
+    operation: str, failure: httpx.RequestError, attempts: int
+) -> RequestTimeoutError | ConnectionFailedError:
+    kind = (
+        RequestTimeoutError
+        if isinstance(failure, httpx.TimeoutException)
+        else ConnectionFailedError
+    )
+    detail = str(failure) or type(failure).__name__
+    return kind(f"{operation} failed after {attempts} attempt(s): {detail[:200]}")
+
+
+def _checked_id(value: object, *, kind: str = "video id") -> str:
+    problem = id_problem(value, kind=kind)
+    if problem is not None:
+        raise InvalidVideoIdError(problem)
+    assert isinstance(value, str)
+    return value
+
+
+def _checked_prompt(prompt: object) -> str:
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise InvalidArgumentError("prompt must be a non-empty string")
+    if len(prompt) > PROMPT_MAX_CHARS:
+        raise InvalidArgumentError(
+            f"prompt is {len(prompt)} characters long (at most {PROMPT_MAX_CHARS})"
+        )
+    return prompt
+
+
+def _checked_order(order: object) -> str:
+    try:
+        return Order(order).value
+    except ValueError:
+        raise InvalidArgumentError(
+            f"order must be 'asc' or 'desc', got {str(order)[:20]!r}"
+        ) from None
+
+
+def _check_base_url(url: str) -> str:
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError):
+        raise InvalidArgumentError("base URL is not a valid URL") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise InvalidArgumentError(
+            "base URL must start with http:// or https:// and name a host, "
+            f"got {_display_url(url)!r}"
+        )
+    return url.rstrip("/") + "/"
+
+
+def _display_url(url: str) -> str:
+    """The URL without user info or query, which may hold credentials."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError):
+        return "<invalid URL>"
+    return str(parsed.copy_with(userinfo=b"", query=None, fragment=None)).rstrip("/")

@@ -1,0 +1,85 @@
+"""Turning HTTP responses into contract models or typed errors, with a cap on body size.
+
+Bodies are streamed and counted, so a hostile or broken server cannot make the client hold
+an unbounded body in memory before it notices.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TypeVar
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from remix_pipeline.client.errors import (
+    APIStatusError,
+    ContractViolationError,
+    ResponseTooLargeError,
+    status_error_class,
+)
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+_MESSAGE_MAX_CHARS = 500
+
+
+async def read_capped(response: httpx.Response, cap: int) -> bytes:
+    """The whole body of a streamed response, refusing anything over `cap` bytes."""
+    declared = response.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > cap:
+        raise ResponseTooLargeError(
+            f"response body of {int(declared)} bytes is over the {cap}-byte limit"
+        )
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > cap:
+            raise ResponseTooLargeError(f"response body is over the {cap}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_model(model: type[ModelT], body: bytes) -> ModelT:
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ContractViolationError(
+            f"server response is not JSON (expected a {model.__name__} object)"
+        ) from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise ContractViolationError.from_validation(model.__name__, error) from None
+
+
+def status_error(response: httpx.Response, body: bytes) -> APIStatusError:
+    """The typed error for an error response, reading the OpenAI envelope when present."""
+    detail: dict[str, object] = {}
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        data = None
+    if isinstance(data, dict):
+        inner = data.get("error", data)
+        if isinstance(inner, dict):
+            detail = inner
+    message = _text(detail.get("message"))
+    if message is None:
+        raw = body.decode("utf-8", errors="replace").strip()
+        message = raw[:_MESSAGE_MAX_CHARS] or response.reason_phrase or "no message"
+    return status_error_class(response.status_code)(
+        message[:_MESSAGE_MAX_CHARS],
+        status_code=response.status_code,
+        type=_text(detail.get("type")),
+        code=_text(detail.get("code")),
+        param=_text(detail.get("param")),
+        request_id=response.headers.get("x-request-id"),
+    )
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else str(value)
