@@ -6,6 +6,7 @@ state derives from the clock and these durations, not from a background worker.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -64,3 +65,17 @@ class ServiceConfig(BaseModel):
     @property
     def media_cache_dir(self) -> Path:
         return self.media_dir or self.db_path.with_name(self.db_path.name + ".media")
+
+
+HOME_ENV = "REMIX_PIPELINE_HOME"
+DB_FILE_NAME = "service.db"
+
+
+def state_home() -> Path:
+    """Where local state lives: `$REMIX_PIPELINE_HOME`, else `.remix-pipeline` in the cwd."""
+    configured = os.environ.get(HOME_ENV)
+    return Path(configured) if configured else Path.cwd() / ".remix-pipeline"
+
+
+def default_service_config() -> ServiceConfig:
+    return ServiceConfig(db_path=state_home() / DB_FILE_NAME)

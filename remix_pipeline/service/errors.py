@@ -1,0 +1,86 @@
+"""OpenAI error envelopes: every error the service sends, for any cause, has this one shape.
+
+The official SDK unwraps `body["error"]` and maps the status to its exception classes, so the
+shape and the status are what make `BadRequestError`, `NotFoundError` and friends work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+INVALID_REQUEST = "invalid_request_error"
+SERVER_ERROR = "server_error"
+
+
+class ApiError(Exception):
+    """An error answer; raised anywhere in a handler and rendered as an envelope."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = INVALID_REQUEST,
+        param: str | None = None,
+        code: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.param = param
+        self.code = code
+        self.headers = dict(headers or {})
+
+    def response(self) -> Response:
+        return error_response(
+            self.status,
+            self.message,
+            type=self.type,
+            param=self.param,
+            code=self.code,
+            headers=self.headers,
+        )
+
+
+def error_response(
+    status: int,
+    message: str,
+    *,
+    type: str = INVALID_REQUEST,
+    param: str | None = None,
+    code: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    body = {"error": {"message": message, "type": type, "param": param, "code": code}}
+    return JSONResponse(body, status_code=status, headers=dict(headers or {}))
+
+
+def invalid_request(message: str, *, param: str | None = None, code: str | None = None) -> ApiError:
+    return ApiError(400, message, param=param, code=code)
+
+
+def not_found(message: str, *, param: str | None = None) -> ApiError:
+    return ApiError(404, message, param=param, code="not_found")
+
+
+async def handle_api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return exc.response()
+
+
+async def handle_http_exception(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404/405 (unknown route, wrong method) in the OpenAI shape."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        message = f"Invalid URL ({request.method} {request.url.path})"
+        return error_response(404, message, code="unknown_url")
+    if exc.status_code == 405:
+        message = f"Method {request.method} is not allowed for {request.url.path}."
+        return error_response(405, message, code="method_not_allowed", headers=exc.headers)
+    return error_response(exc.status_code, str(exc.detail), headers=exc.headers)

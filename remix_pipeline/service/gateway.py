@@ -1,0 +1,145 @@
+"""The ASGI layer in front of the routes: request ids, counters, auth and injected faults.
+
+Order per request: count it, check the bearer key, then (for `/v1` only) the rate limit, the
+added latency and the injected 5xx, then the route. A successful job-creating response may
+be dropped afterwards: its status line goes out, then `ResponseDropped` is raised so the
+server closes the connection mid-response, exactly what a client sees when a network path
+dies after the job was created.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import secrets
+from collections.abc import Callable, Sequence
+
+from starlette.datastructures import MutableHeaders
+from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from remix_pipeline.service.errors import SERVER_ERROR, ApiError, error_response
+from remix_pipeline.service.faults import FaultInjector
+from remix_pipeline.service.stats import ServiceStats
+
+logger = logging.getLogger(__name__)
+
+JOB_CREATING = frozenset({"create", "remix", "edit", "extension"})
+UNKNOWN_OPERATION = "unknown"
+
+
+class ResponseDropped(Exception):
+    """Raised after a status line was sent, to cut the response off (an injected fault)."""
+
+
+class Gateway:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        routes: Sequence[BaseRoute],
+        api_key: str | None,
+        faults: FaultInjector,
+        stats: ServiceStats,
+        clock: Callable[[], float],
+    ) -> None:
+        self.app = app
+        self.routes = routes
+        self._api_key = api_key.encode("utf-8") if api_key else None
+        self.faults = faults
+        self.stats = stats
+        self.clock = clock
+
+    def operation(self, scope: Scope) -> str:
+        partial = UNKNOWN_OPERATION
+        for route in self.routes:
+            match, _ = route.matches(scope)
+            if match is Match.FULL:
+                return getattr(route, "name", UNKNOWN_OPERATION)
+            if match is Match.PARTIAL and partial == UNKNOWN_OPERATION:
+                partial = getattr(route, "name", UNKNOWN_OPERATION)
+        return partial
+
+    def auth_error(self, scope: Scope) -> ApiError | None:
+        if self._api_key is None:
+            return None
+        header = b""
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                header = value
+                break
+        scheme, _, token = header.partition(b" ")
+        if not header or scheme.lower() != b"bearer" or not token.strip():
+            return ApiError(
+                401,
+                "You didn't provide an API key. Send it in an Authorization header using "
+                "Bearer auth (Authorization: Bearer YOUR_KEY).",
+                code="missing_api_key",
+            )
+        if not hmac.compare_digest(token.strip(), self._api_key):
+            return ApiError(401, "Incorrect API key provided.", code="invalid_api_key")
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        operation = self.operation(scope)
+        request_id = "req_" + secrets.token_hex(16)
+        self.stats.request(operation)
+        started = False
+
+        async def send_counted(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                MutableHeaders(scope=message).append("x-request-id", request_id)
+                self.stats.response(operation, message["status"])
+            await send(message)
+
+        rejection = self.auth_error(scope) or await self._fault(scope)
+        if rejection is not None:
+            await rejection.response()(scope, receive, send_counted)
+            return
+
+        dropped = False
+
+        async def send_maybe_dropped(message: Message) -> None:
+            nonlocal dropped
+            if message["type"] == "http.response.start":
+                if (
+                    operation in JOB_CREATING
+                    and message["status"] == 200
+                    and self.faults.drop_response()
+                ):
+                    dropped = True
+            elif dropped:
+                return
+            await send_counted(message)
+
+        try:
+            await self.app(scope, receive, send_maybe_dropped)
+        except Exception:
+            if started:
+                raise
+            logger.exception("unhandled error in %s", operation)
+            response = error_response(
+                500, "The server had an error while processing your request.", type=SERVER_ERROR
+            )
+            await response(scope, receive, send_counted)
+            return
+        if dropped:
+            self.stats.drop(operation)
+            raise ResponseDropped(f"{operation} response dropped by fault injection")
+
+    async def _fault(self, scope: Scope) -> ApiError | None:
+        path: str = scope["path"]
+        if not (path == "/v1" or path.startswith("/v1/")):
+            return None
+        limited = self.faults.admit(self.clock())
+        if limited is not None:
+            return self.faults.rate_limit_error(limited)
+        if self.faults.latency_seconds > 0:
+            await asyncio.sleep(self.faults.latency_seconds)
+        return self.faults.server_error()
