@@ -66,9 +66,7 @@ def _check_complete(response: httpx.Response, size: int) -> None:
     if declared is None or not declared.isdigit() or "content-encoding" in response.headers:
         return
     if size != int(declared):
-        raise httpx.RemoteProtocolError(
-            f"media body ended after {size} of {int(declared)} bytes", request=response.request
-        )
+        raise httpx.RemoteProtocolError(f"media body ended after {size} of {int(declared)} bytes")
 
 
 def _media_type(response: httpx.Response, variant: ContentVariant) -> str:
