@@ -1,0 +1,659 @@
+"""Reading and validating the request table, and deriving each variant's stable key.
+
+A request table lists (source video, prompt) rows, as CSV, Parquet or JSON Lines. Every
+valid row becomes one `VariantRequest` per replicate, keyed by content so the same table
+gives the same keys on any machine and a re-run never pays for finished work twice.
+
+Rules that users can rely on:
+
+- Cells are read as text, never guessed: "007" stays "007", and "NA", "null" or "None" are
+  ordinary text. A missing cell is an empty CSV field, a JSON `null` or absent key, or a
+  Parquet null.
+- Prompts are stripped of surrounding whitespace and their line endings normalised to LF
+  before hashing, so a table saved on Windows keys the same as on Linux. Nothing else in a
+  prompt is changed. Source ids are taken exactly as written and must pass
+  `remix_pipeline.contract.id_problem`.
+- Renaming a variant label does not change its key: only (source, prompt, replicate) do.
+- Each bad row gets one `RowProblem` (its first problem); good rows proceed unless
+  `strict=True`. Unknown columns are ignored with a note, so later columns (such as
+  `source_variant` for remix chains) can be added without breaking older tables.
+
+CSV is tokenised with the standard `csv` module rather than `pandas.read_csv`: it reports
+each record separately, so a ragged or malformed record becomes a problem for that row
+instead of an error for the whole file, and row numbers count records even when quoted
+prompts span several lines. Validation itself is vectorised with pandas.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from remix_pipeline.contract import PROMPT_MAX_CHARS, id_problem
+
+SOURCE = "source_video_id"
+PROMPT = "prompt"
+VARIANT = "variant"
+EXPERIMENT = "experiment"
+REPLICATES = "replicates"
+SOURCE_VARIANT = "source_variant"
+
+REQUIRED_COLUMNS: tuple[str, ...] = (SOURCE, PROMPT)
+KNOWN_COLUMNS: tuple[str, ...] = (SOURCE, PROMPT, VARIANT, EXPERIMENT, REPLICATES, SOURCE_VARIANT)
+DEFAULT_EXPERIMENT = "default"
+MAX_REPLICATES = 1000
+LABEL_MAX_CHARS = 200
+KEY_HASH_CHARS = 12
+KEY_SOURCE_CHARS = 48
+KEY_MAX_CHARS = 80
+KEY_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,80}")
+
+SUFFIXES: dict[str, str] = {
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+}
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_WHOLE_NUMBER = re.compile(r"\+?\d{1,12}(?:\.0*)?")
+
+
+@dataclass(frozen=True)
+class VariantRequest:
+    """One paid remix to make: a (source, prompt) row's Nth replicate."""
+
+    key: str
+    source_video_id: str
+    prompt: str
+    prompt_sha256: str
+    variant: str
+    experiment: str
+    replicate: int
+    row_number: int
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    """Why one row (or, with `row_number=None`, the whole table) cannot be used."""
+
+    row_number: int | None
+    column: str | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = "table" if self.row_number is None else f"row {self.row_number}"
+        if self.column is not None:
+            where = f"{where}, column {self.column}"
+        return f"{where}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class RequestTable:
+    """A read table: its valid requests (replicates expanded) and its problems."""
+
+    path: str
+    content_hash: str
+    requests: tuple[VariantRequest, ...]
+    problems: tuple[RowProblem, ...]
+    row_count: int
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def is_valid(self) -> bool:
+        return not self.problems
+
+
+class TableUnreadableError(Exception):
+    """The file cannot be read as a table at all."""
+
+
+class TableInvalidError(ValueError):
+    """Strict mode: the table has problems, so none of it may proceed."""
+
+    def __init__(self, table: RequestTable) -> None:
+        self.table = table
+        self.problems = table.problems
+        count = len(table.problems)
+        first = table.problems[0] if table.problems else "no problems"
+        super().__init__(f"{table.path}: {count} problem(s), first: {first}")
+
+
+def variant_key(source_video_id: str, prompt: str, replicate: int) -> str:
+    """The stable partition key of one replicate of (source, prompt).
+
+    Long source ids are truncated in the key; the hash covers the full id, so keys stay unique.
+    """
+    digest = hashlib.sha256(f"{source_video_id}\0{prompt}".encode()).hexdigest()
+    return f"{source_video_id[:KEY_SOURCE_CHARS]}.{digest[:KEY_HASH_CHARS]}.r{replicate}"
+
+
+def read_request_table(path: str | os.PathLike[str], *, strict: bool = False) -> RequestTable:
+    """Read and validate a request table; raise `TableUnreadableError` if it is not a table."""
+    file_path = Path(path)
+    kind = SUFFIXES.get(file_path.suffix.lower())
+    if kind is None:
+        supported = ", ".join(SUFFIXES)
+        raise TableUnreadableError(
+            f"{file_path}: unsupported file type {file_path.suffix or '(none)'!r}; "
+            f"use one of {supported}"
+        )
+    data = _read_bytes(file_path)
+    raw = _READERS[kind](file_path, data)
+    table = _validate(str(file_path), hashlib.sha256(data).hexdigest(), raw)
+    if strict and table.problems:
+        raise TableInvalidError(table)
+    return table
+
+
+# Reading ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Raw:
+    """What a reader hands to validation: cells by column, and problems found while reading."""
+
+    columns: list[str]
+    frame: pd.DataFrame  # object dtype, one row per readable record, row numbers in ROW
+    problems: list[RowProblem]
+    row_count: int
+    typed: bool  # cells may be non-text (JSON, Parquet) and need type checks
+
+
+_ROW = "__row__"
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        if path.is_dir():
+            raise TableUnreadableError(f"{path}: is a directory, not a table file")
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise TableUnreadableError(f"{path}: no such file") from None
+    except PermissionError:
+        raise TableUnreadableError(f"{path}: permission denied") from None
+    except OSError as exc:
+        raise TableUnreadableError(f"{path}: cannot be read ({exc.strerror})") from None
+    if not data.strip():
+        raise TableUnreadableError(f"{path}: the file is empty")
+    return data
+
+
+def _decode(path: Path, data: bytes) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise TableUnreadableError(
+            f"{path}: not UTF-8 text: byte 0x{data[exc.start]:02x} at offset {exc.start} "
+            "cannot be decoded; save the table as UTF-8"
+        ) from None
+
+
+def _header(path: Path, names: list[object]) -> tuple[list[str], list[RowProblem]]:
+    """Normalised column names; a repeated name is a table problem (which cell would win?)."""
+    columns = [str(name).strip().lower() for name in names]
+    problems = []
+    seen: set[str] = set()
+    for name in columns:
+        if name and name in seen:
+            problems.append(RowProblem(None, name, "the column appears more than once"))
+        seen.add(name)
+    return columns, problems
+
+
+def _read_csv(path: Path, data: bytes) -> _Raw:
+    text = _decode(path, data)
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    header = _next_record(path, reader)
+    columns, problems = _header(path, header)
+    width = len(columns)
+    records: list[list[str]] = []
+    numbers: list[int] = []
+    row = 0
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            row += 1
+            problems.append(RowProblem(row, None, f"malformed CSV: {_csv_reason(exc)}"))
+            continue
+        if not record:
+            continue
+        row += 1
+        if len(record) > width:
+            problems.append(
+                RowProblem(
+                    row,
+                    None,
+                    f"row has {len(record)} fields but the header has {width}; "
+                    "quote prompts that contain commas",
+                )
+            )
+            continue
+        if len(record) < width:
+            record = record + [""] * (width - len(record))
+        records.append(record)
+        numbers.append(row)
+    frame = pd.DataFrame(records, columns=range(width), dtype=object)
+    frame.columns = [f"{i}" for i in range(width)]
+    return _named(columns, frame, numbers, problems, row, typed=False)
+
+
+def _next_record(path: Path, reader: Iterator[list[str]]) -> list[str]:
+    try:
+        for record in reader:
+            if record:
+                return record
+    except csv.Error as exc:
+        raise TableUnreadableError(f"{path}: malformed CSV header: {_csv_reason(exc)}") from None
+    raise TableUnreadableError(f"{path}: the file is empty")
+
+
+def _csv_reason(exc: csv.Error) -> str:
+    message = str(exc)
+    if message == "unexpected end of data":
+        return "a quoted field is never closed (everything after it was read into this row)"
+    return message
+
+
+def _named(
+    columns: list[str],
+    frame: pd.DataFrame,
+    numbers: list[int],
+    problems: list[RowProblem],
+    row_count: int,
+    *,
+    typed: bool,
+) -> _Raw:
+    """Keep the first column of each name (repeats are already problems) and attach rows."""
+    keep: dict[str, str] = {}
+    for position, name in enumerate(columns):
+        if name and name not in keep:
+            keep[name] = frame.columns[position]
+    named = frame[list(keep.values())].copy()
+    named.columns = list(keep)
+    named[_ROW] = np.asarray(numbers, dtype=np.int64)
+    return _Raw(list(keep), named.reset_index(drop=True), problems, row_count, typed)
+
+
+def _read_jsonl(path: Path, data: bytes) -> _Raw:
+    text = _decode(path, data)
+    objects: list[dict[str, object]] = []
+    numbers: list[int] = []
+    problems: list[RowProblem] = []
+    names: dict[str, None] = {}
+    row = 0
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        row += 1
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            problems.append(
+                RowProblem(row, None, f"not valid JSON: {exc.msg} at column {exc.colno}")
+            )
+            continue
+        if not isinstance(value, dict):
+            problems.append(RowProblem(row, None, "the line is not a JSON object"))
+            continue
+        normalised = {str(k).strip().lower(): v for k, v in value.items()}
+        names.update(dict.fromkeys(normalised))
+        objects.append(normalised)
+        numbers.append(row)
+    columns = list(names)
+    frame = pd.DataFrame(
+        {
+            f"{i}": pd.Series([_json_cell(o.get(name)) for o in objects], dtype=object)
+            for i, name in enumerate(columns)
+        },
+        index=range(len(objects)),
+    )
+    return _named(columns, frame, numbers, problems, row, typed=True)
+
+
+def _read_parquet(path: Path, data: bytes) -> _Raw:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        arrow = pq.read_table(io.BytesIO(data))
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise TableUnreadableError(f"{path}: not a readable Parquet file: {reason}") from None
+    columns, problems = _header(path, arrow.column_names)
+    cells: dict[str, pd.Series] = {}
+    for position, name in enumerate(columns):
+        column = arrow.column(position)
+        problem = _parquet_type_problem(name, column.type)
+        if problem is not None:
+            problems.append(problem)
+            cells[f"{position}"] = pd.Series([None] * arrow.num_rows, dtype=object)
+            continue
+        cells[f"{position}"] = pd.Series(column.to_pylist(), dtype=object)
+    frame = pd.DataFrame(cells) if cells else pd.DataFrame(index=range(arrow.num_rows))
+    numbers = list(range(1, arrow.num_rows + 1))
+    return _named(columns, frame, numbers, problems, arrow.num_rows, typed=True)
+
+
+def _parquet_type_problem(name: str, arrow_type: object) -> RowProblem | None:
+    """A whole column of the wrong type is one table problem, not one per row."""
+    import pyarrow.types as pt
+
+    if pt.is_dictionary(arrow_type):
+        arrow_type = arrow_type.value_type
+    texty = pt.is_string(arrow_type) or pt.is_large_string(arrow_type) or pt.is_null(arrow_type)
+    if name in (SOURCE, PROMPT, SOURCE_VARIANT):
+        ok = texty
+    elif name == REPLICATES:
+        ok = texty or pt.is_integer(arrow_type) or pt.is_floating(arrow_type)
+    elif name in (VARIANT, EXPERIMENT):
+        ok = texty or pt.is_integer(arrow_type)
+    else:
+        return None
+    if ok:
+        return None
+    return RowProblem(None, name, f"the column has type {arrow_type}; expected text")
+
+
+def _json_cell(value: object) -> object:
+    """JSON's NaN literal (Python's json accepts it) is a missing cell, like null."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+_READERS = {"csv": _read_csv, "jsonl": _read_jsonl, "parquet": _read_parquet}
+
+
+# Validation ------------------------------------------------------------------------------
+
+
+class _Problems:
+    """The first problem of each row, filled in check order."""
+
+    def __init__(self, rows: np.ndarray) -> None:
+        self.rows = rows
+        self.column: np.ndarray = np.full(len(rows), None, dtype=object)
+        self.reason: np.ndarray = np.full(len(rows), None, dtype=object)
+
+    @property
+    def ok(self) -> np.ndarray:
+        return pd.isna(self.reason)
+
+    def flag(
+        self,
+        mask: np.ndarray,
+        column: str,
+        reason: str | Callable[[object], str],
+        values: pd.Series | None = None,
+    ) -> None:
+        """Record `reason` for rows in `mask` that have no problem yet.
+
+        A callable reason is applied only to the newly flagged rows' cells in `values`, so
+        messages naming the bad value cost nothing for the (usually many) good rows.
+        """
+        new = np.asarray(mask, dtype=bool) & self.ok
+        if not new.any():
+            return
+        self.column[new] = column
+        if isinstance(reason, str):
+            self.reason[new] = reason
+        else:
+            assert values is not None
+            cells = np.asarray(values, dtype=object)[new]
+            self.reason[new] = np.array([reason(cell) for cell in cells], dtype=object)
+
+    def as_list(self) -> list[RowProblem]:
+        bad = ~self.ok
+        return [
+            RowProblem(int(row), column, reason)
+            for row, column, reason in zip(
+                self.rows[bad], self.column[bad], self.reason[bad], strict=True
+            )
+        ]
+
+
+def _validate(path: str, content_hash: str, raw: _Raw) -> RequestTable:
+    problems = list(raw.problems)
+    notes = _notes(raw.columns)
+    missing = [name for name in REQUIRED_COLUMNS if name not in raw.columns]
+    for name in missing:
+        problems.append(RowProblem(None, name, "required column is missing"))
+    if raw.row_count == 0:
+        problems.append(RowProblem(None, None, "the table has no data rows"))
+    table_problem = any(p.row_number is None for p in problems)
+    if table_problem or raw.frame.empty:
+        return RequestTable(path, content_hash, (), tuple(_ordered(problems)), raw.row_count, notes)
+    requests, row_problems = _validate_rows(raw)
+    return RequestTable(
+        path,
+        content_hash,
+        requests,
+        tuple(_ordered(problems + row_problems)),
+        raw.row_count,
+        notes,
+    )
+
+
+def _notes(columns: list[str]) -> tuple[str, ...]:
+    unknown = [name for name in columns if name and name not in KNOWN_COLUMNS]
+    if not unknown:
+        return ()
+    return (f"ignored unknown column(s): {', '.join(unknown)}",)
+
+
+def _ordered(problems: list[RowProblem]) -> list[RowProblem]:
+    return sorted(problems, key=lambda p: -1 if p.row_number is None else p.row_number)
+
+
+def _validate_rows(raw: _Raw) -> tuple[tuple[VariantRequest, ...], list[RowProblem]]:
+    frame = raw.frame
+    n = len(frame)
+    rows = frame[_ROW].to_numpy()
+    found = _Problems(rows)
+
+    def column(name: str) -> pd.Series:
+        if name in frame.columns:
+            return frame[name]
+        return pd.Series([None] * n, dtype=object)
+
+    source = _text_column(found, column(SOURCE), SOURCE, raw.typed, required=True)
+    bad_ids = _id_problems(source)
+    found.flag(bad_ids.notna().to_numpy(), SOURCE, str, bad_ids)
+
+    prompt = _text_column(found, column(PROMPT), PROMPT, raw.typed, required=True)
+    prompt = prompt.str.replace("\r\n", "\n", regex=False).str.replace("\r", "\n", regex=False)
+    stripped = prompt.str.strip()
+    found.flag((stripped == "").to_numpy(), PROMPT, "prompt is only whitespace")
+    lengths = stripped.str.len()
+    too_long = (lengths > PROMPT_MAX_CHARS).fillna(False).to_numpy()
+    found.flag(
+        too_long,
+        PROMPT,
+        lambda n: f"prompt is {n:,.0f} characters long (at most {PROMPT_MAX_CHARS:,})",
+        lengths,
+    )
+
+    replicates = _replicates(found, column(REPLICATES))
+    variant = _label(found, column(VARIANT), VARIANT, raw.typed)
+    experiment = _label(found, column(EXPERIMENT), EXPERIMENT, raw.typed)
+    chained = _text_column(found, column(SOURCE_VARIANT), SOURCE_VARIANT, raw.typed)
+    found.flag(
+        (chained.fillna("").str.strip() != "").to_numpy(),
+        SOURCE_VARIANT,
+        "remix chains (source_variant) are not supported yet; leave it empty",
+    )
+
+    _flag_duplicates(found, rows, source, stripped)
+    ok = found.ok
+    keep = pd.DataFrame(
+        {
+            SOURCE: source[ok].to_numpy(),
+            PROMPT: stripped[ok].to_numpy(),
+            VARIANT: variant[ok].to_numpy(),
+            EXPERIMENT: experiment[ok].to_numpy(),
+            REPLICATES: replicates[ok].to_numpy(),
+            _ROW: rows[ok],
+        },
+        dtype=object,
+    )
+    keep["prompt_sha256"] = [hashlib.sha256(p.encode()).hexdigest() for p in keep[PROMPT]]
+    keep["key_hash"] = [
+        hashlib.sha256(f"{s}\0{p}".encode()).hexdigest()[:KEY_HASH_CHARS]
+        for s, p in zip(keep[SOURCE], keep[PROMPT], strict=True)
+    ]
+    defaults = keep[VARIANT].isna()
+    keep.loc[defaults, VARIANT] = "v-" + keep.loc[defaults, "prompt_sha256"].str[:10]
+    _flag_duplicate_labels(found, keep)
+    keep = keep[~keep[_ROW].isin(found.rows[~found.ok])]
+    return _expand(keep), found.as_list()
+
+
+def _text_column(
+    found: _Problems, values: pd.Series, name: str, typed: bool, *, required: bool = False
+) -> pd.Series:
+    """Cells as text (None when missing); non-text cells from typed files are problems."""
+    if typed:
+        wrong = values.map(lambda v: v is not None and not isinstance(v, str))
+        found.flag(
+            wrong.to_numpy(), name, lambda v: f"{name} must be text, got {_type_name(v)}", values
+        )
+        values = values.where(~wrong, None)
+    if required:
+        found.flag(values.isna().to_numpy(), name, f"{name} is missing")
+        found.flag((values == "").to_numpy(), name, f"{name} is empty")
+    return values.astype(object)
+
+
+def _type_name(value: object) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float | np.number):
+        return "a number"
+    return type(value).__name__
+
+
+def _id_problems(source: pd.Series) -> pd.Series:
+    """Check each distinct source id once: tables repeat a handful of ids many times."""
+    distinct = pd.unique(source.dropna())
+    reasons = {value: id_problem(value, kind=SOURCE) for value in distinct}
+    return source.map(lambda v: None if v is None else reasons.get(v)).astype(object)
+
+
+def _replicates(found: _Problems, values: pd.Series) -> pd.Series:
+    text = values.map(_replicate_text)
+    blank = text.isna() | (text.str.strip() == "")
+    shaped = text.str.strip().str.fullmatch(_WHOLE_NUMBER.pattern).fillna(False).astype(bool)
+    number = pd.to_numeric(text.where(shaped & ~blank).str.strip(), errors="coerce")
+    good = blank | (shaped & (number >= 1) & (number <= MAX_REPLICATES))
+    found.flag(
+        (~good).to_numpy(),
+        REPLICATES,
+        lambda v: f"replicates must be a whole number from 1 to {MAX_REPLICATES}, got {v!r}",
+        values,
+    )
+    return number.where(~blank & good, 1).fillna(1).astype(np.int64)
+
+
+def _replicate_text(value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "not-a-number"
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        if math.isnan(value):
+            return None
+        return str(int(value)) if float(value).is_integer() else str(value)
+    return "not-a-number"
+
+
+def _label(found: _Problems, values: pd.Series, name: str, typed: bool) -> pd.Series:
+    if typed:
+        values = values.map(
+            lambda v: str(v) if isinstance(v, int | np.integer) and not isinstance(v, bool) else v
+        )
+    text = _text_column(found, values, name, typed)
+    stripped = text.str.strip()
+    long = (stripped.str.len() > LABEL_MAX_CHARS).fillna(False).to_numpy()
+    found.flag(long, name, f"{name} is longer than {LABEL_MAX_CHARS} characters")
+    control = stripped.str.contains(_CONTROL.pattern, regex=True).fillna(False).to_numpy()
+    found.flag(control, name, f"{name} contains a control character")
+    blank = stripped.isna() | (stripped == "")
+    if name == EXPERIMENT:
+        return stripped.where(~blank, DEFAULT_EXPERIMENT).astype(object)
+    return stripped.where(~blank, None).astype(object)
+
+
+def _flag_duplicates(
+    found: _Problems, rows: np.ndarray, source: pd.Series, prompt: pd.Series
+) -> None:
+    """A later row repeating an earlier (source, prompt) is the problem; it names the first."""
+    ok = found.ok
+    pairs = pd.DataFrame({SOURCE: source[ok], PROMPT: prompt[ok], _ROW: rows[ok]})
+    first = pairs.groupby([SOURCE, PROMPT], sort=False)[_ROW].transform("first")
+    repeated = pairs[_ROW] != first
+    if not repeated.any():
+        return
+    earlier = pd.Series(None, index=source.index, dtype=object)
+    earlier[repeated[repeated].index] = first[repeated]
+    found.flag(
+        earlier.notna().to_numpy(),
+        PROMPT,
+        lambda r: f"duplicates row {r} (same source_video_id and prompt); use replicates instead",
+        earlier,
+    )
+
+
+def _flag_duplicate_labels(found: _Problems, keep: pd.DataFrame) -> None:
+    first = keep.groupby([SOURCE, VARIANT], sort=False)[_ROW].transform("first")
+    repeated = keep[_ROW] != first
+    if not repeated.any():
+        return
+    reasons = {
+        int(row): f"variant {label!r} is already used by row {int(by)} for this source"
+        for row, label, by in zip(
+            keep.loc[repeated, _ROW], keep.loc[repeated, VARIANT], first[repeated], strict=True
+        )
+    }
+    mask = np.isin(found.rows, list(reasons))
+    found.flag(mask, VARIANT, lambda row: reasons[int(row)], pd.Series(found.rows))
+
+
+def _expand(keep: pd.DataFrame) -> tuple[VariantRequest, ...]:
+    """One request per replicate, in table order."""
+    out: list[VariantRequest] = []
+    names = (SOURCE, PROMPT, VARIANT, EXPERIMENT, REPLICATES, _ROW, "prompt_sha256", "key_hash")
+    columns = [keep[name].tolist() for name in names]
+    for source, prompt, variant, experiment, count, row, sha, digest in zip(*columns, strict=True):
+        stem = f"{source[:KEY_SOURCE_CHARS]}.{digest}.r"
+        for replicate in range(1, int(count) + 1):
+            out.append(
+                VariantRequest(
+                    key=f"{stem}{replicate}",
+                    source_video_id=source,
+                    prompt=prompt,
+                    prompt_sha256=sha,
+                    variant=variant,
+                    experiment=experiment,
+                    replicate=replicate,
+                    row_number=int(row),
+                )
+            )
+    return tuple(out)
