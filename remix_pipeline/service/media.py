@@ -15,6 +15,7 @@ import hashlib
 import math
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -35,6 +36,8 @@ MIN_RENDER_SIDE = 16
 SPRITESHEET_TILES = 16
 SPRITESHEET_COLUMNS = 4
 THUMBNAIL_POSITION = 0.5
+STALE_PART_SECONDS = 600.0
+_PART_SUFFIX = ".part"
 
 _SILHOUETTES = ("disc", "square", "bar")
 _FILLS = ("solid", "outlined", "shaded", "striped")
@@ -126,6 +129,7 @@ def render_media(spec: MediaSpec, cache_dir: Path) -> dict[ContentVariant, Path]
     if all(path.is_file() for path in targets.values()):
         return targets
     out_dir.mkdir(parents=True, exist_ok=True)
+    _sweep_stale_parts(out_dir)
 
     temps: dict[ContentVariant, Path] = {}
     try:
@@ -145,9 +149,21 @@ def render_media(spec: MediaSpec, cache_dir: Path) -> dict[ContentVariant, Path]
 
 def _temp_path(out_dir: Path, file_name: str) -> Path:
     """A unique temporary name that can never be taken for a finished file."""
-    handle, name = tempfile.mkstemp(dir=out_dir, prefix=f".{file_name}.", suffix=".part")
+    handle, name = tempfile.mkstemp(dir=out_dir, prefix=f".{file_name}.", suffix=_PART_SUFFIX)
     os.close(handle)
     return Path(name)
+
+
+def _sweep_stale_parts(out_dir: Path) -> None:
+    """Delete temp files left by renders that died, sparing any a live render may be writing.
+
+    No render runs for minutes, so a part file older than `STALE_PART_SECONDS` is an orphan.
+    """
+    cutoff = time.time() - STALE_PART_SECONDS
+    for part in out_dir.glob(f".*{_PART_SUFFIX}"):
+        with contextlib.suppress(FileNotFoundError):
+            if part.stat().st_mtime < cutoff:
+                part.unlink()
 
 
 @dataclass(frozen=True)

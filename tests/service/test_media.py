@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -91,6 +92,15 @@ def test_video_decodes_as_h264_with_requested_duration_and_scaled_size(
     assert spec.frame_size == (round(width * 0.125), round(height * 0.125))
     assert frame_count == seconds * fps
     assert abs(duration - seconds) <= 1 / fps
+
+
+def test_video_streams_from_the_start_and_carries_no_creation_time(tmp_path: Path) -> None:
+    path = render_media(_spec(), tmp_path)[ContentVariant.VIDEO]
+    data = path.read_bytes()
+    assert 0 < data.find(b"moov") < data.find(b"mdat")
+    with av.open(str(path)) as container:
+        assert "creation_time" not in container.metadata
+        assert "creation_time" not in container.streams.video[0].metadata
 
 
 def test_thumbnail_is_webp_at_the_scaled_size(tmp_path: Path) -> None:
@@ -198,6 +208,22 @@ def test_leftover_temp_files_are_not_taken_for_a_complete_render(tmp_path: Path)
     rendered = render_media(_spec(), tmp_path / "cache")
 
     assert _digests(rendered) == expected
+
+
+def test_stale_temp_files_are_swept_but_fresh_ones_are_spared(tmp_path: Path) -> None:
+    out_dir = tmp_path / "video_src_harbor"
+    out_dir.mkdir()
+    stale = out_dir / ".video.mp4.died.part"
+    fresh = out_dir / ".video.mp4.writing.part"
+    for part in (stale, fresh):
+        part.write_bytes(b"half a file")
+    an_hour_ago = time.time() - 3600
+    os.utime(stale, (an_hour_ago, an_hour_ago))
+
+    render_media(_spec(), tmp_path)
+
+    assert not stale.exists()
+    assert fresh.exists()
 
 
 def test_a_lone_final_file_from_an_interrupted_render_is_rendered_again(tmp_path: Path) -> None:
