@@ -26,7 +26,31 @@ def _register_serve(commands: argparse._SubParsersAction) -> None:
     cmd.set_defaults(handler=serve_command)
 
 
-_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_register_serve]
+def _register_run(commands: argparse._SubParsersAction) -> None:
+    from remix_pipeline.console import add_run_arguments, run_command
+
+    cmd = commands.add_parser(
+        "run", help="Run the experiment headless: submit, wait, download, write the lineage."
+    )
+    add_run_arguments(cmd)
+    cmd.set_defaults(handler=run_command)
+
+
+def _register_lineage(commands: argparse._SubParsersAction) -> None:
+    from remix_pipeline.console import add_lineage_arguments, lineage_command
+
+    cmd = commands.add_parser(
+        "lineage", help="Print the lineage table, or trace a video back to its source."
+    )
+    add_lineage_arguments(cmd)
+    cmd.set_defaults(handler=lineage_command)
+
+
+_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _register_run,
+    _register_serve,
+    _register_lineage,
+]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,195 @@
+"""What `remix-pipeline run` and `remix-pipeline lineage` show a person in a terminal."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from remix_pipeline.experiment import ExperimentSettings
+
+DEFAULT_TABLE = "data/requests.csv"
+TRACE_COLUMNS = ["video_id", "source_video_id", "variant", "prompt", "run_id", "table_hash"]
+LINEAGE_VIEW = [
+    "source_video_id",
+    "variant",
+    "replicate",
+    "attempt",
+    "state",
+    "video_id",
+    "error_code",
+]
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--table", default=DEFAULT_TABLE, help="request table (CSV, Parquet, JSONL)"
+    )
+    parser.add_argument("--name", default="sample", help="experiment name (asset key prefix)")
+    parser.add_argument(
+        "--timeout", type=float, default=3600.0, help="give up waiting after this many seconds"
+    )
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from remix_pipeline.definitions.headless import (
+        HeadlessRunner,
+        Progress,
+        ensure_dagster_home,
+    )
+    from remix_pipeline.requests import TableUnreadableError
+
+    err = Console(stderr=True, soft_wrap=True)
+    out = Console(soft_wrap=True)
+    try:
+        settings = ExperimentSettings(name=args.name, table=args.table)
+    except ValueError as exc:
+        err.print(f"error: {_first_error(exc)}")
+        return 2
+    if not settings.table_path.is_file():
+        err.print(f"error: request table not found: {settings.table_path}")
+        return 2
+    home = ensure_dagster_home()
+    import dagster as dg
+
+    last_line = [""]
+    started = time.monotonic()
+
+    def show(progress: Progress) -> None:
+        line = (
+            f"[{time.monotonic() - started:5.1f}s] variants {progress.variants} · submitted "
+            f"{progress.submitted} · running {progress.running} · completed {progress.completed}"
+            f" · failed {progress.failed} · downloaded {progress.downloaded}"
+        )
+        if line != last_line[0]:
+            out.print(line, highlight=False)
+            last_line[0] = line
+
+    out.print(
+        f"remix-pipeline: experiment [bold]{settings.name}[/], table {settings.table_path}, "
+        f"server {settings.server_label()}, Dagster home {home}",
+        highlight=False,
+    )
+    try:
+        with dg.DagsterInstance.get() as instance:
+            runner = HeadlessRunner(settings, instance, on_progress=show)
+            summary = runner.run(timeout_seconds=args.timeout)
+    except TableUnreadableError as exc:
+        err.print(f"error: {exc}")
+        return 2
+    except dg.DagsterError as exc:
+        err.print(f"error: {exc}")
+        return 1
+    for problem in summary.invalid_rows:
+        err.print(f"skipped invalid row: {problem}", highlight=False)
+    if not summary.finished:
+        p = summary.progress
+        err.print(
+            f"{p.variants - p.ended} variants have not ended after {args.timeout:.0f} s; "
+            "run again to carry on (nothing is submitted twice)."
+        )
+        return 1
+    _print_summary(out, summary)
+    return 0
+
+
+def _print_summary(out: Console, summary: object) -> None:
+    from remix_pipeline.lineage import read_lineage
+
+    frame = read_lineage(summary.lineage_path)  # type: ignore[attr-defined]
+    table = Table(title="lineage (latest attempt per variant)")
+    for column in LINEAGE_VIEW:
+        table.add_column(column)
+    latest = frame.sort_values(["key", "attempt"]).groupby("key").tail(1)
+    for row in latest.sort_values("row_number").itertuples():
+        table.add_row(*[_cell(getattr(row, c)) for c in LINEAGE_VIEW])
+    if not out.is_terminal:
+        out.width = max(out.width, 160)
+    out.print(table)
+    cost = pd.to_numeric(latest["estimated_cost_usd"], errors="coerce").sum()
+    checks = ", ".join(
+        f"{name} {'passed' if ok else 'FAILED'}"
+        for name, ok in summary.checks.items()  # type: ignore[attr-defined]
+    )
+    out.print(
+        f"{len(latest)} variants, {len(frame)} attempts, estimated cost ${cost:.2f}; "
+        f"checks: {checks or 'none'}",
+        highlight=False,
+    )
+    out.print(f"lineage table: {summary.lineage_path}", highlight=False)  # type: ignore[attr-defined]
+
+
+def _cell(value: object) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return ""
+    return str(value)
+
+
+def _first_error(exc: ValueError) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+    return str(exc)
+
+
+def add_lineage_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--table", default=DEFAULT_TABLE, help="request table of the experiment")
+    parser.add_argument("--name", default="sample", help="experiment name")
+    parser.add_argument("--path", help="lineage Parquet file (default: the experiment's)")
+    parser.add_argument("--trace", metavar="VIDEO_ID", help="print the chain back to the root")
+    parser.add_argument("--format", choices=["table", "csv", "json"], default="table")
+
+
+def lineage_command(args: argparse.Namespace) -> int:
+    from remix_pipeline.definitions.runtime import ExperimentRuntime
+    from remix_pipeline.lineage import read_lineage, trace
+
+    err = Console(stderr=True)
+    path = (
+        args.path
+        or ExperimentRuntime(ExperimentSettings(name=args.name, table=args.table)).lineage_path
+    )
+    if not Path(path).exists() and "://" not in path:
+        err.print(f"error: no lineage table at {path}; run `remix-pipeline run` first")
+        return 2
+    try:
+        frame = read_lineage(path)
+    except (OSError, ValueError) as exc:
+        err.print(f"error: cannot read lineage table {path}: {exc}")
+        return 2
+    if args.trace:
+        chain = trace(frame, args.trace)
+        if len(chain) == 1 and chain[0].get("root") and chain[0]["video_id"] == args.trace:
+            err.print(f"error: video {args.trace} is not in the lineage table")
+            return 1
+        view = pd.DataFrame(chain).reindex(columns=TRACE_COLUMNS)
+    else:
+        view = frame
+    _emit(view, args.format)
+    return 0
+
+
+def _emit(frame: pd.DataFrame, fmt: str) -> None:
+    if fmt == "csv":
+        frame.to_csv(sys.stdout, index=False)
+    elif fmt == "json":
+        records = json.loads(frame.to_json(orient="records"))
+        json.dump(records, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        table = Table()
+        columns = [c for c in LINEAGE_VIEW if c in frame.columns] or list(frame.columns)
+        if "prompt" in frame.columns and "prompt" not in columns:
+            columns = list(frame.columns)
+        for column in columns:
+            table.add_column(column)
+        for row in frame.loc[:, columns].itertuples(index=False):
+            table.add_row(*[_cell(v) for v in row])
+        Console().print(table)

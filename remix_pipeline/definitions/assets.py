@@ -1,0 +1,158 @@
+"""The assets of one experiment: table, submissions, videos, media, lineage."""
+
+from collections import Counter
+
+import dagster as dg
+
+from remix_pipeline.definitions.metadata import (
+    column_schema,
+    markdown_preview,
+    table_metadata,
+)
+from remix_pipeline.definitions.runtime import (
+    RETRY_FAILED_TAG,
+    ExperimentRuntime,
+    is_retryable,
+    run_is_gone,
+)
+from remix_pipeline.lineage import build_lineage_frame, status_counts, write_parquet_atomically
+from remix_pipeline.requests import TableUnreadableError, read_request_table
+from remix_pipeline.submission import Outcome, submit_variants
+from remix_pipeline.tracking import download_media
+
+PREVIEW_COLUMNS = ["key", "attempt", "source_video_id", "variant", "status", "video_id"]
+
+
+def build_assets(runtime: ExperimentRuntime) -> list[dg.AssetsDefinition | dg.AssetSpec]:
+    settings, keys = runtime.settings, runtime.keys
+    group = settings.name
+
+    @dg.asset(
+        key=keys.request_table,
+        group_name=group,
+        kinds={"csv"},
+        description="The validated request table: one row per source video and prompt.",
+    )
+    def request_table(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        try:
+            table = read_request_table(settings.table_path, strict=settings.strict)
+        except TableUnreadableError as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from None
+        if table.problems:
+            context.log.warning(f"{len(table.problems)} invalid rows; the valid rows proceed")
+        return dg.MaterializeResult(metadata=table_metadata(table))
+
+    @dg.asset(
+        key=keys.submissions,
+        deps=[keys.request_table],
+        partitions_def=keys.partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        group_name=group,
+        kinds={"api"},
+        description=(
+            "One remix job per variant, submitted exactly once: the intent is recorded "
+            "before the paid call and interrupted attempts are resolved before resending."
+        ),
+    )
+    def submissions(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        table = read_request_table(settings.table_path, strict=settings.strict)
+        wanted = set(context.partition_keys)
+        requests = [r for r in table.requests if r.key in wanted]
+        gone = sorted(wanted - {r.key for r in requests})
+        if gone:
+            context.log.info(f"{len(gone)} variants are no longer in the table; left as they are")
+        retry = context.run.tags.get(RETRY_FAILED_TAG) == "true"
+        ledger = runtime.ledger()
+
+        def observe(outcome: Outcome) -> None:
+            context.log_event(
+                dg.AssetObservation(
+                    asset_key=keys.submissions,
+                    partition=outcome.key,
+                    metadata={
+                        "action": outcome.action.value,
+                        "attempt": outcome.attempt.attempt,
+                        "state": outcome.attempt.state.value,
+                        "video_id": outcome.attempt.video_id or "",
+                        "detail": outcome.detail[:500],
+                    },
+                )
+            )
+
+        outcomes = runtime.with_client(
+            lambda client: submit_variants(
+                requests,
+                ledger=ledger,
+                client=client,
+                table_hash=table.content_hash,
+                run_id=context.run_id,
+                policy=settings.on_unknown_outcome,
+                owner_gone=lambda attempt: run_is_gone(context.instance, attempt.run_id),
+                retry_failed=lambda attempt: retry and is_retryable(attempt),
+                on_outcome=observe,
+            )
+        )
+        actions = Counter(o.action.value for o in outcomes)
+        context.log.info(f"submission outcomes: {dict(actions)}")
+        return dg.MaterializeResult(
+            metadata={"variants": len(requests), **{f"{k}": v for k, v in actions.items()}}
+        )
+
+    videos = dg.AssetSpec(
+        key=keys.videos,
+        deps=[keys.submissions],
+        partitions_def=keys.partitions,
+        group_name=group,
+        kinds={"video"},
+        description=(
+            "The finished remix jobs, reported by the completion sensor with each Video record."
+        ),
+    )
+
+    @dg.asset(
+        key=keys.media,
+        deps=[keys.videos],
+        group_name=group,
+        kinds={"mp4"},
+        description="Video, thumbnail and spritesheet of every completed variant, downloaded.",
+    )
+    def media(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        ledger = runtime.ledger()
+        report = runtime.with_client(
+            lambda client: download_media(ledger, client, runtime.media_root)
+        )
+        for problem in report.problems:
+            context.log.warning(problem)
+        return dg.MaterializeResult(
+            metadata={
+                "downloaded_files": len(report.downloaded),
+                "problems": len(report.problems),
+                "media_root": dg.MetadataValue.path(str(runtime.media_root)),
+            }
+        )
+
+    @dg.asset(
+        key=keys.lineage,
+        deps=[keys.videos, keys.media],
+        group_name=group,
+        kinds={"pandas", "parquet"},
+        automation_condition=dg.AutomationCondition.eager(),
+        description="One row per variant attempt: request, Video record, media and cost.",
+    )
+    def lineage(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        partition_keys = set(context.instance.get_dynamic_partitions(keys.partitions.name))
+        frame = build_lineage_frame(runtime.ledger())
+        frame = frame[frame["key"].isin(partition_keys)].reset_index(drop=True)
+        path = write_parquet_atomically(frame, runtime.lineage_path)
+        counts = status_counts(frame)
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": len(frame),
+                "dagster/column_schema": column_schema(frame),
+                "path": dg.MetadataValue.path(path),
+                "rows_by_state": dg.MetadataValue.json(counts),
+                "preview": markdown_preview(frame, PREVIEW_COLUMNS),
+            }
+        )
+
+    return [request_table, submissions, videos, media, lineage]

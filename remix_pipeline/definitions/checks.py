@@ -1,0 +1,90 @@
+"""Asset checks on the lineage table: completeness, lineage and failure rate."""
+
+import dagster as dg
+import pandas as pd
+
+from remix_pipeline.definitions.runtime import ExperimentRuntime
+from remix_pipeline.lineage import read_lineage
+from remix_pipeline.requests import TableUnreadableError, read_request_table
+
+TERMINAL_STATES = ("completed", "failed")
+
+
+def _latest_attempts(frame: pd.DataFrame) -> pd.DataFrame:
+    if not len(frame):
+        return frame
+    return frame.sort_values(["key", "attempt"]).groupby("key", as_index=False).tail(1)
+
+
+def build_checks(runtime: ExperimentRuntime) -> list[dg.AssetChecksDefinition]:
+    settings, keys = runtime.settings, runtime.keys
+
+    def load() -> pd.DataFrame:
+        return read_lineage(runtime.lineage_path)
+
+    @dg.asset_check(
+        asset=keys.lineage,
+        name="every_variant_has_terminal_record",
+        description="Every variant in the request table has an attempt that ended.",
+    )
+    def every_variant_has_terminal_record() -> dg.AssetCheckResult:
+        try:
+            table = read_request_table(settings.table_path, strict=settings.strict)
+        except TableUnreadableError as exc:
+            return dg.AssetCheckResult(passed=False, metadata={"error": str(exc)})
+        latest = _latest_attempts(load())
+        ended = set(latest.loc[latest["state"].isin(TERMINAL_STATES), "key"])
+        missing = sorted({r.key for r in table.requests} - ended)
+        return dg.AssetCheckResult(
+            passed=not missing,
+            metadata={
+                "variants": len(table.requests),
+                "missing": len(missing),
+                "missing_keys": dg.MetadataValue.json(missing[:100]),
+            },
+        )
+
+    @dg.asset_check(
+        asset=keys.lineage,
+        name="remixed_from_matches_source",
+        description="Every video's remixed_from_video_id is the source the table asked for.",
+    )
+    def remixed_from_matches_source() -> dg.AssetCheckResult:
+        frame = load()
+        with_video = frame[frame["video_id"].notna()]
+        wrong = with_video[with_video["remixed_from_video_id"] != with_video["source_video_id"]]
+        return dg.AssetCheckResult(
+            passed=wrong.empty,
+            metadata={
+                "checked": len(with_video),
+                "mismatched": len(wrong),
+                "mismatched_keys": dg.MetadataValue.json(wrong["key"].tolist()[:100]),
+            },
+        )
+
+    @dg.asset_check(
+        asset=keys.lineage,
+        name="failure_rate_below_threshold",
+        description="The share of variants whose latest attempt failed stays under the threshold.",
+    )
+    def failure_rate_below_threshold() -> dg.AssetCheckResult:
+        latest = _latest_attempts(load())
+        ended = latest[latest["state"].isin(TERMINAL_STATES)]
+        failed = int((ended["state"] == "failed").sum())
+        rate = failed / len(ended) if len(ended) else 0.0
+        return dg.AssetCheckResult(
+            passed=rate <= settings.failure_rate_warn_threshold,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "failed": failed,
+                "ended": len(ended),
+                "failure_rate": round(rate, 4),
+                "threshold": settings.failure_rate_warn_threshold,
+            },
+        )
+
+    return [
+        every_variant_has_terminal_record,
+        remixed_from_matches_source,
+        failure_rate_below_threshold,
+    ]

@@ -1,0 +1,208 @@
+"""`remix-pipeline run`: the experiment's own Dagster definitions, driven without a daemon.
+
+It does what the daemon would: evaluates the same sensors, applies their partition requests,
+executes their runs and stores their events, all on the persistent instance, so that
+`dagster dev` afterwards shows the same history. Only the scheduling is different.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+
+from remix_pipeline.definitions.build import build_experiment_definitions
+from remix_pipeline.definitions.runtime import (
+    EXPERIMENT_TAG,
+    ExperimentRuntime,
+    fail_abandoned_runs,
+    process_tags,
+)
+from remix_pipeline.experiment import ExperimentSettings, state_home
+from remix_pipeline.ledger import AttemptState
+from remix_pipeline.lineage import build_lineage_frame
+from remix_pipeline.requests import read_request_table
+
+QUIET_LOGGERS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+DAGSTER_YAML = """\
+# Written by remix-pipeline for its project-local Dagster home.
+telemetry:
+  enabled: false
+nux:
+  enabled: false
+run_monitoring:
+  enabled: true
+"""
+
+
+def ensure_dagster_home() -> Path:
+    """$DAGSTER_HOME if set, else a project-local home that the README's `dagster dev` uses."""
+    home = Path(os.environ.get("DAGSTER_HOME") or state_home() / "dagster_home").resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(DAGSTER_YAML)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+@dataclass
+class Progress:
+    variants: int = 0
+    submitted: int = 0
+    running: int = 0
+    completed: int = 0
+    failed: int = 0
+    downloaded: int = 0
+    busy: int = 0
+
+    @property
+    def ended(self) -> int:
+        return self.completed + self.failed
+
+
+@dataclass
+class RunSummary:
+    progress: Progress
+    lineage_path: str
+    dagster_runs: list[str] = field(default_factory=list)
+    finished: bool = False
+    invalid_rows: list[str] = field(default_factory=list)
+    checks: dict[str, bool] = field(default_factory=dict)
+
+
+class HeadlessRunner:
+    def __init__(
+        self,
+        settings: ExperimentSettings,
+        instance: dg.DagsterInstance,
+        *,
+        on_progress: Callable[[Progress], None] = lambda progress: None,
+        poll_seconds: float = 0.5,
+    ) -> None:
+        self.settings = settings
+        self.instance = instance
+        self.runtime = ExperimentRuntime(settings)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.defs = build_experiment_definitions(settings)
+            self.job = self.defs.resolve_implicit_global_asset_job_def()
+        self.on_progress = on_progress
+        self.poll_seconds = poll_seconds
+        self.runs: list[str] = []
+
+    def execute(
+        self, asset_selection: list[dg.AssetKey], tags: dict[str, str] | None = None
+    ) -> dg.ExecuteInProcessResult:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = self.job.execute_in_process(
+                instance=self.instance,
+                asset_selection=asset_selection,
+                tags={**(tags or {}), **process_tags(), EXPERIMENT_TAG: self.settings.name},
+                run_config=QUIET_LOGGERS,
+                raise_on_error=False,
+            )
+        self.runs.append(result.run_id)
+        if not result.success:
+            failure = next(
+                (e for e in result.all_events if e.is_step_failure and e.step_failure_data), None
+            )
+            reason = failure.step_failure_data.error.message if failure else "see the run's logs"
+            raise dg.DagsterError(f"Dagster run {result.run_id} failed: {reason.strip()}")
+        return result
+
+    def evaluate_sensor(self, name: str) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sensor = self.defs.get_sensor_def(name)
+            context = dg.build_sensor_context(
+                instance_ref=self.instance.get_ref(), definitions=self.defs
+            )
+            data = sensor.evaluate_tick(context)
+        for request in data.dynamic_partitions_requests or []:
+            if isinstance(request, dg.AddDynamicPartitionsRequest):
+                self.instance.add_dynamic_partitions(
+                    request.partitions_def_name, list(request.partition_keys)
+                )
+        for event in data.asset_events or []:
+            self.instance.report_runless_asset_event(event)
+        for run_request in data.run_requests or []:
+            self.execute(list(run_request.asset_selection or []), dict(run_request.tags))
+
+    def progress(self, table_keys: set[str]) -> Progress:
+        frame = build_lineage_frame(self.runtime.ledger())
+        latest = frame[frame["key"].isin(table_keys)]
+        latest = latest.sort_values(["key", "attempt"]).groupby("key").tail(1)
+        states = latest["state"].value_counts().to_dict()
+        completed = int(states.get(AttemptState.COMPLETED.value, 0))
+        return Progress(
+            variants=len(table_keys),
+            submitted=len(latest),
+            running=int(states.get(AttemptState.SUBMITTED.value, 0)),
+            completed=completed,
+            failed=int(states.get(AttemptState.FAILED.value, 0)),
+            downloaded=int(
+                (
+                    (latest["state"] == AttemptState.COMPLETED.value)
+                    & latest["video_path"].notna()
+                    & latest["thumbnail_path"].notna()
+                    & latest["spritesheet_path"].notna()
+                ).sum()
+            ),
+            busy=int(
+                states.get(AttemptState.INTENT.value, 0) + states.get(AttemptState.UNKNOWN.value, 0)
+            ),
+        )
+
+    def run(self, *, timeout_seconds: float = 3600.0) -> RunSummary:
+        name = self.settings.name
+        keys = self.runtime.keys
+        fail_abandoned_runs(self.instance)
+        table = read_request_table(self.settings.table_path, strict=self.settings.strict)
+        table_keys = {r.key for r in table.requests}
+        summary = RunSummary(
+            progress=Progress(variants=len(table_keys)),
+            lineage_path=self.runtime.lineage_path,
+            dagster_runs=self.runs,
+            invalid_rows=[str(p) for p in table.problems],
+        )
+        self.execute([keys.request_table])
+        self.evaluate_sensor(f"{name}_fanout_sensor")
+
+        deadline = time.monotonic() + timeout_seconds
+        while True:
+            self.evaluate_sensor(f"{name}_completion_sensor")
+            progress = self.progress(table_keys)
+            self.on_progress(progress)
+            summary.progress = progress
+            if progress.busy:
+                # Interrupted intents whose run has since ended are picked up again here.
+                self.evaluate_sensor(f"{name}_fanout_sensor")
+            done = progress.ended == progress.variants and progress.downloaded == progress.completed
+            if done and not self._unreported():
+                break
+            if done:
+                continue
+            if time.monotonic() > deadline:
+                return summary
+            time.sleep(self.poll_seconds)
+
+        self.execute([keys.media])
+        result = self.execute([keys.lineage])
+        summary.checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+        summary.progress = self.progress(table_keys)
+        self.on_progress(summary.progress)
+        summary.finished = True
+        return summary
+
+    def _unreported(self) -> bool:
+        return any(
+            a.key in set(self.instance.get_dynamic_partitions(self.runtime.keys.partitions.name))
+            for a in self.runtime.ledger().finished_unreported()
+        )

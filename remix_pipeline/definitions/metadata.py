@@ -1,0 +1,82 @@
+"""How ledger attempts and tables appear in the Dagster UI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from remix_pipeline.ledger import Attempt
+from remix_pipeline.lineage import COLUMN_DESCRIPTIONS
+from remix_pipeline.pricing import estimate_cost_usd
+from remix_pipeline.requests import RequestTable
+
+PREVIEW_ROWS = 20
+
+
+def attempt_metadata(attempt: Attempt) -> dict[str, Any]:
+    """A variant attempt's request and, when known, its Video record."""
+    video = attempt.video or {}
+    error = video.get("error") or {}
+    metadata: dict[str, Any] = {
+        "key": attempt.key,
+        "attempt": attempt.attempt,
+        "state": attempt.state.value,
+        "source_video_id": attempt.source_video_id,
+        "variant": attempt.variant,
+        "experiment": attempt.experiment,
+        "replicate": attempt.replicate,
+        "prompt": attempt.prompt,
+        "prompt_sha256": attempt.prompt_sha256,
+        "table_hash": attempt.table_hash,
+        "adopted": attempt.adopted,
+    }
+    if attempt.video_id:
+        metadata["video_id"] = attempt.video_id
+    if video:
+        metadata["video"] = dg.MetadataValue.json(video)
+        metadata["status"] = str(video.get("status"))
+        cost = estimate_cost_usd(video.get("model"), video.get("size"), video.get("seconds"))
+        if cost is not None:
+            metadata["estimated_cost_usd"] = cost
+    code = attempt.error_code or error.get("code")
+    if code:
+        metadata["error_code"] = str(code)
+        metadata["error_message"] = str(attempt.error_message or error.get("message") or "")
+    return metadata
+
+
+def markdown_preview(frame: pd.DataFrame, columns: list[str] | None = None) -> dg.MetadataValue:
+    if not len(frame):
+        return dg.MetadataValue.md("_(no rows)_")
+    view = frame if columns is None else frame.loc[:, columns]
+    text = view.head(PREVIEW_ROWS).astype(str).to_markdown(index=False)
+    if len(frame) > PREVIEW_ROWS:
+        text += f"\n\n_{len(frame) - PREVIEW_ROWS} more rows_"
+    return dg.MetadataValue.md(text)
+
+
+def column_schema(frame: pd.DataFrame) -> dg.TableSchema:
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                name=str(name),
+                type=str(dtype),
+                description=COLUMN_DESCRIPTIONS.get(str(name)),
+            )
+            for name, dtype in frame.dtypes.items()
+        ]
+    )
+
+
+def table_metadata(table: RequestTable) -> dict[str, Any]:
+    problems = "\n".join(f"- {p}" for p in table.problems[:200]) or "_(none)_"
+    return {
+        "table_path": dg.MetadataValue.path(table.path),
+        "table_hash": table.content_hash,
+        "dagster/row_count": table.row_count,
+        "variants": len(table.requests),
+        "invalid_rows": len(table.problems),
+        "problems": dg.MetadataValue.md(problems),
+    }

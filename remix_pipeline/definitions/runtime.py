@@ -1,0 +1,147 @@
+"""What the assets and sensors of one experiment share at run time.
+
+Nothing here lives longer than one call: every Dagster process (webserver, daemon, run
+worker) rebuilds it from the settings, and all state is in the ledger and the event log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TypeVar
+
+import dagster as dg
+
+from remix_pipeline.client import VideosClient
+from remix_pipeline.experiment import ExperimentSettings
+from remix_pipeline.ledger import Attempt, Ledger
+
+T = TypeVar("T")
+
+# Run tags that let a later process tell whether a run that owns an intent is still alive.
+HOST_TAG = "remix_pipeline/host"
+PID_TAG = "remix_pipeline/pid"
+EXPERIMENT_TAG = "remix_pipeline/experiment"
+STEP_TAG = "remix_pipeline/step"
+RETRY_FAILED_TAG = "remix_pipeline/retry_failed"
+
+# Failure codes worth paying for again on a refresh: the server, not the content, failed.
+RETRYABLE_FAILURE_CODES = frozenset(
+    {"generation_failed", "internal_error", "server_error", "video_not_found"}
+)
+
+
+@dataclass(frozen=True)
+class ExperimentKeys:
+    """Asset keys and names of one experiment; the name keeps two experiments apart."""
+
+    name: str
+
+    def key(self, part: str) -> dg.AssetKey:
+        return dg.AssetKey([self.name, part])
+
+    @property
+    def request_table(self) -> dg.AssetKey:
+        return self.key("request_table")
+
+    @property
+    def submissions(self) -> dg.AssetKey:
+        return self.key("submissions")
+
+    @property
+    def videos(self) -> dg.AssetKey:
+        return self.key("videos")
+
+    @property
+    def media(self) -> dg.AssetKey:
+        return self.key("media")
+
+    @property
+    def lineage(self) -> dg.AssetKey:
+        return self.key("lineage")
+
+    @cached_property
+    def partitions(self) -> dg.DynamicPartitionsDefinition:
+        return dg.DynamicPartitionsDefinition(name=f"{self.name}_variants")
+
+
+class ExperimentRuntime:
+    def __init__(self, settings: ExperimentSettings) -> None:
+        self.settings = settings
+        self.keys = ExperimentKeys(settings.name)
+
+    def ledger(self) -> Ledger:
+        return Ledger(self.settings.resolved_ledger_url)
+
+    def with_client(self, work: Callable[[VideosClient], Awaitable[T]]) -> T:
+        """Run async client work to completion from synchronous Dagster code."""
+
+        async def main() -> T:
+            async with VideosClient.from_settings(self.settings.client_settings()) as client:
+                return await work(client)
+
+        return asyncio.run(main())
+
+    @property
+    def media_root(self) -> Path:
+        return Path(self.settings.resolved_output_dir) / "media"
+
+    @property
+    def lineage_path(self) -> str:
+        return f"{self.settings.resolved_output_dir.rstrip('/')}/lineage.parquet"
+
+
+def process_tags() -> dict[str, str]:
+    return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def run_is_gone(instance: dg.DagsterInstance, run_id: str | None) -> bool:
+    """True when the run that owns an intent can no longer be sending its request."""
+    if not run_id:
+        return True
+    run = instance.get_run_by_id(run_id)
+    if run is None or run.is_finished:
+        return True
+    if run.tags.get(HOST_TAG) == socket.gethostname() and PID_TAG in run.tags:
+        return not _pid_alive(int(run.tags[PID_TAG]))
+    return False
+
+
+def fail_abandoned_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Mark runs of this machine whose process died (SIGKILL, power loss) as failed.
+
+    The daemon's run monitoring does this for runs it launched; `remix-pipeline run` executes
+    in its own process, so it cleans up after its own dead runs before starting.
+    """
+    failed: list[str] = []
+    records = instance.get_runs(
+        filters=dg.RunsFilter(
+            statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING],
+            tags={HOST_TAG: socket.gethostname()},
+        )
+    )
+    for run in records:
+        pid = run.tags.get(PID_TAG)
+        if pid and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            instance.report_run_failed(run, "The process running it is gone.")
+            failed.append(run.run_id)
+    return failed
+
+
+def is_retryable(attempt: Attempt) -> bool:
+    return attempt.error_code in RETRYABLE_FAILURE_CODES

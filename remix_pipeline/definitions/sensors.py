@@ -1,0 +1,267 @@
+"""Sensors: turn new table rows into partitions and one run; follow jobs to their end.
+
+Both sensors keep their truth in the ledger and the event log, not in the cursor, so a tick
+killed half-way, a restarted daemon or a tick evaluated twice neither loses nor repeats work.
+"""
+
+import hashlib
+import time
+
+import dagster as dg
+
+from remix_pipeline.definitions.metadata import attempt_metadata
+from remix_pipeline.definitions.runtime import (
+    EXPERIMENT_TAG,
+    STEP_TAG,
+    ExperimentRuntime,
+    run_is_gone,
+)
+from remix_pipeline.ledger import Attempt, AttemptState
+from remix_pipeline.requests import TableUnreadableError, read_request_table
+from remix_pipeline.tracking import poll_in_flight
+
+# Stay well inside the 60 s sensor evaluation timeout; what is left is done next tick.
+TICK_BUDGET_SECONDS = 35.0
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+UNFINISHED = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+FINISHED = [
+    dg.DagsterRunStatus.SUCCESS,
+    dg.DagsterRunStatus.FAILURE,
+    dg.DagsterRunStatus.CANCELED,
+]
+
+
+def _digest(parts: list[str]) -> str:
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def partition_range_request(
+    runtime: ExperimentRuntime,
+    ordered_keys: list[str],
+    needed: list[str],
+    *,
+    run_key: str | None,
+    extra_tags: dict[str, str] | None = None,
+) -> dg.RunRequest:
+    """One run over the contiguous range of partitions that covers every needed key.
+
+    Keys in the range that need nothing are no-ops for the submission asset, so one run
+    always suffices, however the needed keys are scattered.
+    """
+    position = {key: i for i, key in enumerate(ordered_keys)}
+    first = min(needed, key=position.__getitem__)
+    last = max(needed, key=position.__getitem__)
+    return dg.RunRequest(
+        run_key=run_key,
+        asset_selection=[runtime.keys.submissions],
+        tags={
+            RANGE_START_TAG: first,
+            RANGE_END_TAG: last,
+            EXPERIMENT_TAG: runtime.settings.name,
+            STEP_TAG: "submit",
+            **(extra_tags or {}),
+        },
+    )
+
+
+def _submission_runs(
+    instance: dg.DagsterInstance, runtime: ExperimentRuntime, statuses: list[dg.DagsterRunStatus]
+) -> int:
+    return instance.get_runs_count(
+        filters=dg.RunsFilter(
+            statuses=statuses,
+            tags={EXPERIMENT_TAG: runtime.settings.name, STEP_TAG: "submit"},
+        )
+    )
+
+
+def submission_run_in_progress(instance: dg.DagsterInstance, runtime: ExperimentRuntime) -> bool:
+    return bool(_submission_runs(instance, runtime, UNFINISHED))
+
+
+def submission_run_key(
+    instance: dg.DagsterInstance, runtime: ExperimentRuntime, needed: list[str]
+) -> str:
+    """The same work is requested once; after each finished run it may be requested again,
+    since a run that failed (server down) leaves its variants needing submission."""
+    finished = _submission_runs(instance, runtime, FINISHED)
+    return f"submit-{_digest(needed)}-{finished}"
+
+
+def needs_submission(attempt: Attempt | None, instance: dg.DagsterInstance) -> bool:
+    if attempt is None:
+        return True
+    if attempt.state in (AttemptState.INTENT, AttemptState.UNKNOWN):
+        return run_is_gone(instance, attempt.run_id)
+    return False
+
+
+def build_fanout_sensor(runtime: ExperimentRuntime) -> dg.SensorDefinition:
+    settings, keys = runtime.settings, runtime.keys
+
+    @dg.sensor(
+        name=f"{settings.name}_fanout_sensor",
+        minimum_interval_seconds=settings.poll_interval_seconds,
+        asset_selection=[keys.request_table, keys.submissions],
+        default_status=(
+            dg.DefaultSensorStatus.RUNNING
+            if settings.automation_running
+            else dg.DefaultSensorStatus.STOPPED
+        ),
+        description="Adds a partition per new variant in the table and requests one run for them.",
+    )
+    def fanout_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+        try:
+            table = read_request_table(settings.table_path, strict=settings.strict)
+        except TableUnreadableError as exc:
+            return dg.SkipReason(f"request table unreadable: {exc}")
+        table_keys = list(dict.fromkeys(r.key for r in table.requests))
+        existing = context.instance.get_dynamic_partitions(keys.partitions.name)
+        known = set(existing)
+        new_partitions = [k for k in table_keys if k not in known]
+        latest = runtime.ledger().latest(table_keys)
+        needed = [k for k in table_keys if needs_submission(latest.get(k), context.instance)]
+
+        run_requests: list[dg.RunRequest] = []
+        if context.cursor != table.content_hash:
+            run_requests.append(
+                dg.RunRequest(
+                    run_key=f"table-{table.content_hash[:16]}",
+                    asset_selection=[keys.request_table],
+                    tags={EXPERIMENT_TAG: settings.name},
+                )
+            )
+        if needed and not submission_run_in_progress(context.instance, runtime):
+            run_requests.append(
+                partition_range_request(
+                    runtime,
+                    existing + new_partitions,
+                    needed,
+                    run_key=submission_run_key(context.instance, runtime, needed),
+                )
+            )
+        if not run_requests and not new_partitions:
+            return dg.SkipReason("no new or interrupted variants")
+        return dg.SensorResult(
+            run_requests=run_requests,
+            dynamic_partitions_requests=(
+                [keys.partitions.build_add_request(new_partitions)] if new_partitions else []
+            ),
+            cursor=table.content_hash,
+        )
+
+    return fanout_sensor
+
+
+def already_reported(
+    instance: dg.DagsterInstance, runtime: ExperimentRuntime, attempts: list[Attempt]
+) -> set[tuple[str, int]]:
+    """Attempts whose completion is already in the event log (a tick that died after the
+    daemon stored its events but before the ledger heard of it)."""
+    if not attempts:
+        return set()
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(
+            asset_key=runtime.keys.videos,
+            asset_partitions=sorted({a.key for a in attempts}),
+        ),
+        limit=len(attempts) * 4 + 10,
+    ).records
+    found: set[tuple[str, int]] = set()
+    for record in records:
+        materialization = record.asset_materialization
+        if materialization is None or materialization.partition is None:
+            continue
+        attempt_value = materialization.metadata.get("attempt")
+        if attempt_value is not None:
+            found.add((materialization.partition, int(attempt_value.value)))
+    return found
+
+
+def completion_events(
+    instance: dg.DagsterInstance, runtime: ExperimentRuntime
+) -> list[dg.AssetMaterialization]:
+    """Materializations for finished attempts not yet in the event log, exactly once.
+
+    An attempt is marked reported only once its materialization is found in the event log,
+    so a tick whose events were never stored reports them again, and one whose events were
+    stored never does.
+    """
+    ledger = runtime.ledger()
+    partitions = set(instance.get_dynamic_partitions(runtime.keys.partitions.name))
+    pending = [a for a in ledger.finished_unreported() if a.key in partitions]
+    stored = already_reported(instance, runtime, pending)
+    ledger.mark_reported(sorted(stored))
+    return [
+        dg.AssetMaterialization(
+            asset_key=runtime.keys.videos,
+            partition=attempt.key,
+            metadata=attempt_metadata(attempt),
+        )
+        for attempt in pending
+        if (attempt.key, attempt.attempt) not in stored
+    ]
+
+
+def build_completion_sensor(runtime: ExperimentRuntime) -> dg.SensorDefinition:
+    settings, keys = runtime.settings, runtime.keys
+
+    @dg.sensor(
+        name=f"{settings.name}_completion_sensor",
+        minimum_interval_seconds=settings.poll_interval_seconds,
+        asset_selection=[keys.media],
+        default_status=(
+            dg.DefaultSensorStatus.RUNNING
+            if settings.automation_running
+            else dg.DefaultSensorStatus.STOPPED
+        ),
+        description=(
+            "Polls in-flight jobs in bulk, reports finished videos and requests their download."
+        ),
+    )
+    def completion_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        deadline = time.time() + TICK_BUDGET_SECONDS
+        ledger = runtime.ledger()
+        report = runtime.with_client(
+            lambda client: poll_in_flight(ledger, client, deadline=deadline)
+        )
+        if report.out_of_time:
+            context.log.info("Approaching the sensor timeout; the rest is polled next tick.")
+        events = completion_events(context.instance, runtime)
+        completed = sorted(
+            f"{a.key}:{a.attempt}" for a in report.finished if a.state is AttemptState.COMPLETED
+        )
+        run_requests = (
+            [
+                dg.RunRequest(
+                    run_key=f"media-{_digest(completed)}",
+                    asset_selection=[keys.media],
+                    tags={EXPERIMENT_TAG: settings.name},
+                )
+            ]
+            if completed
+            else []
+        )
+        return dg.SensorResult(asset_events=events, run_requests=run_requests)
+
+    return completion_sensor
+
+
+def build_automation_sensor(runtime: ExperimentRuntime) -> dg.AutomationConditionSensorDefinition:
+    """Keeps the lineage table fresh as videos and media arrive (running by default)."""
+    return dg.AutomationConditionSensorDefinition(
+        name=f"{runtime.settings.name}_automation_sensor",
+        target=[runtime.keys.lineage],
+        default_status=(
+            dg.DefaultSensorStatus.RUNNING
+            if runtime.settings.automation_running
+            else dg.DefaultSensorStatus.STOPPED
+        ),
+    )

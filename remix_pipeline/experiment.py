@@ -1,0 +1,120 @@
+"""What one experiment is: its table, its server, its limits and where its results go.
+
+The Dagster component, the `remix-pipeline run` command and the tests all build the same
+definitions from one `ExperimentSettings`. Secrets are referred to by environment variable
+name only, so the settings can be shown in the UI and written to a manifest safely.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from remix_pipeline.client import ClientSettings
+
+HOME_ENV = "REMIX_PIPELINE_HOME"
+_NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,39}")
+
+
+def state_home() -> Path:
+    """Where local state lives (ledger, embedded service, Dagster home): one place per project."""
+    return Path(os.environ.get(HOME_ENV) or Path.cwd() / ".remix-pipeline").resolve()
+
+
+class UnknownOutcomePolicy(StrEnum):
+    """What to do when a remix POST may or may not have created a job and no job matches."""
+
+    FAIL = "fail"
+    RESUBMIT = "resubmit"
+
+
+class ExperimentSettings(BaseModel):
+    """One experiment: a request table fanned out against one Videos API server."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(
+        default="sample",
+        description="Names the experiment's assets, partitions, sensors and schedule.",
+    )
+    table: str = Field(description="Path of the request table (CSV, Parquet or JSON Lines).")
+    output_dir: str | None = Field(
+        default=None,
+        description="Where media and the lineage table go (local path or fsspec URL); "
+        "defaults to `data/output/<name>` beside the table's folder.",
+    )
+    ledger_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the submission ledger; defaults to SQLite in "
+        "$REMIX_PIPELINE_HOME. A cluster must use a shared database.",
+    )
+    base_url_env: str = Field(
+        default="OPENAI_BASE_URL",
+        description="Name of the variable holding the server's base URL; unset means the "
+        "embedded service.",
+    )
+    api_key_env: str = Field(
+        default="OPENAI_API_KEY", description="Name of the variable holding the API key."
+    )
+    requests_per_minute: int | None = Field(default=None, ge=1)
+    max_in_flight: int = Field(default=32, ge=1)
+    poll_interval_seconds: int = Field(default=10, ge=1)
+    refresh_cron: str | None = Field(default=None, description="Cron of the refresh schedule.")
+    on_unknown_outcome: UnknownOutcomePolicy = UnknownOutcomePolicy.FAIL
+    strict: bool = Field(default=False, description="Refuse the whole table if any row is bad.")
+    failure_rate_warn_threshold: float = Field(default=0.25, ge=0, le=1)
+    automation_running: bool = Field(
+        default=True, description="Ship the sensors and schedule running."
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_key_part(cls, value: str) -> str:
+        if not _NAME_PATTERN.fullmatch(value):
+            raise ValueError(
+                "name must be lowercase letters, digits and '_', starting with a letter "
+                "(at most 40 characters)"
+            )
+        return value
+
+    @field_validator("base_url_env", "api_key_env")
+    @classmethod
+    def _is_a_variable_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+            raise ValueError(
+                "must be the NAME of an environment variable (the value is read at run time)"
+            )
+        return value
+
+    @property
+    def table_path(self) -> Path:
+        return Path(self.table).expanduser().resolve()
+
+    @property
+    def resolved_output_dir(self) -> str:
+        if self.output_dir:
+            return self.output_dir
+        return str(self.table_path.parent / "output" / self.name)
+
+    @property
+    def resolved_ledger_url(self) -> str:
+        return self.ledger_url or f"sqlite:///{state_home() / 'ledger.db'}"
+
+    def client_settings(self) -> ClientSettings:
+        return ClientSettings(
+            base_url=os.environ.get(self.base_url_env) or None,
+            api_key_env=self.api_key_env,
+            requests_per_minute=self.requests_per_minute,
+            max_in_flight=self.max_in_flight,
+        )
+
+    def server_label(self) -> str:
+        """The server as shown to people: a base URL without credentials, or 'embedded'."""
+        url = os.environ.get(self.base_url_env)
+        if not url:
+            return "embedded"
+        return re.sub(r"//[^@/]*@", "//", url)

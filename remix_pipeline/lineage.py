@@ -1,0 +1,169 @@
+"""The lineage table: one row per variant attempt, and the chain from a video to its root.
+
+Built from the ledger (the durable record of every attempt) so that it never depends on what
+a single process remembers; written as Parquet atomically so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+from upath import UPath
+
+from remix_pipeline.contract import ContentVariant
+from remix_pipeline.ledger import Ledger
+from remix_pipeline.pricing import estimate_cost_usd
+
+VIDEO_COLUMNS: tuple[str, ...] = (
+    "video_id",
+    "model",
+    "status",
+    "progress",
+    "created_at",
+    "completed_at",
+    "expires_at",
+    "size",
+    "seconds",
+    "remixed_from_video_id",
+    "error_code",
+    "error_message",
+)
+REQUEST_COLUMNS: tuple[str, ...] = (
+    "key",
+    "attempt",
+    "state",
+    "source_video_id",
+    "variant",
+    "experiment",
+    "replicate",
+    "prompt",
+    "prompt_sha256",
+    "table_hash",
+    "row_number",
+    "run_id",
+    "submitted_at",
+    "adopted",
+)
+MEDIA_COLUMNS: tuple[str, ...] = tuple(
+    f"{v.value}_{suffix}" for v in ContentVariant for suffix in ("path", "sha256")
+)
+LINEAGE_COLUMNS: tuple[str, ...] = (
+    REQUEST_COLUMNS + VIDEO_COLUMNS + MEDIA_COLUMNS + ("estimated_cost_usd",)
+)
+
+COLUMN_DESCRIPTIONS: dict[str, str] = {
+    "key": "Content-derived variant key (the Dagster partition).",
+    "attempt": "1 for the first submission; retries of failed variants count up.",
+    "state": "Ledger state of the attempt: intent, unknown, submitted, completed, failed.",
+    "source_video_id": "The video that was remixed.",
+    "prompt_sha256": "sha256 of the prompt as submitted.",
+    "table_hash": "sha256 of the request table file the variant came from.",
+    "row_number": "Data row of the request table (1-based, header excluded).",
+    "run_id": "Dagster run that recorded the submission intent.",
+    "submitted_at": "When the server accepted the job (unix seconds).",
+    "adopted": "True when the job was recovered by orphan matching after a lost response.",
+    "video_id": "The remix job's id on the server.",
+    "estimated_cost_usd": "seconds x the per-second price of model and size.",
+}
+
+
+_VIDEO_FIELDS: tuple[str, ...] = tuple(
+    c for c in VIDEO_COLUMNS if c not in ("video_id", "error_code", "error_message")
+)
+
+
+def _video_fields(frame: pd.DataFrame) -> pd.DataFrame:
+    """Flatten the stored Video JSON into columns; the ledger's own error wins over the
+    video's, since it also covers failures that never produced a video."""
+    records = [json.loads(text) if isinstance(text, str) else {} for text in frame["video"]]
+    fields = pd.DataFrame.from_records(
+        [{name: record.get(name) for name in _VIDEO_FIELDS} for record in records],
+        index=frame.index,
+        columns=list(_VIDEO_FIELDS),
+    )
+    errors = [record.get("error") or {} for record in records]
+    video_codes = pd.Series([e.get("code") for e in errors], index=frame.index, dtype=object)
+    video_messages = pd.Series([e.get("message") for e in errors], index=frame.index, dtype=object)
+    fields["error_code"] = frame["error_code"].where(frame["error_code"].notna(), video_codes)
+    fields["error_message"] = frame["error_message"].where(
+        frame["error_message"].notna(), video_messages
+    )
+    return fields
+
+
+def build_lineage_frame(ledger: Ledger, experiment: str | None = None) -> pd.DataFrame:
+    """Every attempt of every variant, newest attempt last within a key."""
+    frame = ledger.attempts_frame()
+    if experiment is not None and len(frame):
+        frame = frame[frame["experiment"] == experiment]
+    if len(frame):
+        fields = _video_fields(frame)
+        frame = frame.drop(columns=[c for c in fields.columns if c in frame.columns])
+        frame = pd.concat([frame, fields], axis=1)
+    for column in LINEAGE_COLUMNS:
+        if column not in frame.columns:
+            frame[column] = None
+    if len(frame):
+        frame["estimated_cost_usd"] = [
+            estimate_cost_usd(m, s, sec)
+            for m, s, sec in zip(frame["model"], frame["size"], frame["seconds"], strict=True)
+        ]
+        frame = frame.sort_values(["row_number", "key", "attempt"], kind="stable")
+    return frame.loc[:, list(LINEAGE_COLUMNS)].reset_index(drop=True)
+
+
+def write_parquet_atomically(frame: pd.DataFrame, destination: str) -> str:
+    """Write Parquet so that readers see the old file or the new one, never a partial one."""
+    target = UPath(destination)
+    if target.protocol in ("", "file", "local"):
+        path = Path(target.path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        try:
+            frame.to_parquet(tmp, index=False)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return str(path)
+    # Object stores publish an object only when its upload completes.
+    with target.open("wb") as handle:
+        frame.to_parquet(handle, index=False)
+    return str(target)
+
+
+def read_lineage(source: str) -> pd.DataFrame:
+    with UPath(source).open("rb") as handle:
+        return pd.read_parquet(handle)
+
+
+def trace(frame: pd.DataFrame, video_id: str) -> list[dict[str, object]]:
+    """The chain from `video_id` back to its root source, the video itself first."""
+    by_video = {
+        row["video_id"]: row
+        for row in frame.to_dict("records")
+        if isinstance(row.get("video_id"), str)
+    }
+    chain: list[dict[str, object]] = []
+    seen: set[str] = set()
+    current: str | None = video_id
+    while current and current not in seen:
+        seen.add(current)
+        row = by_video.get(current)
+        if row is None:
+            chain.append({"video_id": current, "source_video_id": None, "root": True})
+            break
+        chain.append(row)
+        current = row.get("source_video_id")  # type: ignore[assignment]
+    return chain
+
+
+def status_counts(frame: pd.DataFrame, column: str = "state") -> dict[str, int]:
+    if not len(frame):
+        return {}
+    return {str(k): int(v) for k, v in frame.groupby(column).size().items()}

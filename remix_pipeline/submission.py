@@ -1,0 +1,241 @@
+"""Exactly-once submission of remix jobs: intent first, then the paid call, then the record.
+
+The Videos API has no idempotency key, so the ledger is the only memory of what was paid for.
+For every variant the intent is written durably before the POST; a POST whose outcome is
+unknown (timeout, reset, 5xx, a crash) is resolved by listing the server's videos and adopting
+the job that matches (source, prompt, created after the intent) before anything is sent again.
+Where nothing matches, the configured policy decides: fail (the default) or resubmit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from remix_pipeline.client import (
+    APIStatusError,
+    OutcomeUnknownError,
+    VideosClient,
+)
+from remix_pipeline.contract import Video
+from remix_pipeline.experiment import UnknownOutcomePolicy
+from remix_pipeline.ledger import Attempt, AttemptState, Ledger, VideoAlreadyClaimedError
+from remix_pipeline.requests import VariantRequest
+
+# Server clocks and ours disagree a little; a job created this long before the recorded send
+# time still counts as a candidate orphan.
+CLOCK_SLACK_SECONDS = 5.0
+UNRESOLVED_CODE = "submission_outcome_unknown"
+
+
+class Action(StrEnum):
+    SUBMITTED = "submitted"  # a job was created and recorded
+    ADOPTED = "adopted"  # an orphaned job from an earlier, interrupted attempt was found
+    ALREADY_DONE = "already_done"  # the ledger already holds a job for this variant
+    BUSY = "busy"  # another live run owns this variant's intent
+    FAILED = "failed"  # the server refused the request, or the orphan could not be resolved
+    UNRESOLVED = "unresolved"  # outcome still unknown; the next run resolves it before sending
+
+
+@dataclass(frozen=True)
+class Outcome:
+    key: str
+    action: Action
+    attempt: Attempt
+    detail: str = ""
+
+
+OwnerGone = Callable[[Attempt], bool]
+
+
+async def submit_variants(
+    requests: Sequence[VariantRequest],
+    *,
+    ledger: Ledger,
+    client: VideosClient,
+    table_hash: str,
+    run_id: str | None,
+    policy: UnknownOutcomePolicy = UnknownOutcomePolicy.FAIL,
+    owner_gone: OwnerGone = lambda attempt: True,
+    retry_failed: Callable[[Attempt], bool] = lambda attempt: False,
+    on_outcome: Callable[[Outcome], None] = lambda outcome: None,
+) -> list[Outcome]:
+    """Submit every variant that has no job yet; resolve interrupted attempts first.
+
+    Concurrency comes from the client's limiter: every POST is started at once and the
+    limiter paces them to the server's rate.
+    """
+    submitter = _Submitter(ledger, client, table_hash, run_id, policy, owner_gone, retry_failed)
+    latest = ledger.latest(r.key for r in requests)
+    to_send: list[tuple[VariantRequest, Attempt]] = []
+    to_resolve: list[tuple[VariantRequest, Attempt]] = []
+    outcomes: list[Outcome] = []
+
+    for request in requests:
+        prior = latest.get(request.key)
+        decision = submitter.plan(request, prior)
+        if isinstance(decision, Outcome):
+            outcomes.append(decision)
+            on_outcome(decision)
+        elif decision[0] == "send":
+            to_send.append((request, decision[1]))
+        else:
+            to_resolve.append((request, decision[1]))
+
+    if to_resolve:
+        resolved = await submitter.resolve(to_resolve, resend_allowed=True)
+        for (request, attempt), outcome in zip(to_resolve, resolved, strict=True):
+            if outcome is None:
+                to_send.append((request, attempt))
+            else:
+                outcomes.append(outcome)
+                on_outcome(outcome)
+
+    async def send_one(request: VariantRequest, attempt: Attempt) -> None:
+        outcome = await submitter.send(request, attempt)
+        outcomes.append(outcome)
+        on_outcome(outcome)
+
+    await asyncio.gather(*(send_one(r, a) for r, a in to_send))
+    return outcomes
+
+
+class _Submitter:
+    def __init__(
+        self,
+        ledger: Ledger,
+        client: VideosClient,
+        table_hash: str,
+        run_id: str | None,
+        policy: UnknownOutcomePolicy,
+        owner_gone: OwnerGone,
+        retry_failed: Callable[[Attempt], bool],
+    ) -> None:
+        self.ledger = ledger
+        self.client = client
+        self.table_hash = table_hash
+        self.run_id = run_id
+        self.policy = UnknownOutcomePolicy(policy)
+        self.owner_gone = owner_gone
+        self.retry_failed = retry_failed
+
+    def plan(self, request: VariantRequest, prior: Attempt | None) -> Outcome | tuple[str, Attempt]:
+        now = time.time()
+        if prior is None:
+            attempt = self.ledger.record_intent(
+                request, table_hash=self.table_hash, run_id=self.run_id, now=now
+            )
+            if attempt.run_id != self.run_id or attempt.sent_at is not None:
+                # Another run recorded the intent between our read and our write.
+                return self.plan(request, attempt)
+            return ("send", attempt)
+        if prior.state is AttemptState.FAILED and self.retry_failed(prior):
+            return ("send", self.ledger.start_retry(request.key, run_id=self.run_id, now=now))
+        if prior.state in (AttemptState.SUBMITTED, AttemptState.COMPLETED, AttemptState.FAILED):
+            return Outcome(request.key, Action.ALREADY_DONE, prior, prior.state.value)
+        if prior.run_id != self.run_id and not self.owner_gone(prior):
+            return Outcome(request.key, Action.BUSY, prior, f"owned by run {prior.run_id}")
+        if prior.state is AttemptState.INTENT and prior.sent_at is None:
+            return ("send", prior)  # the POST was never sent: sending now cannot pay twice
+        return ("resolve", prior)
+
+    async def send(self, request: VariantRequest, attempt: Attempt) -> Outcome:
+        sent_at = time.time()
+        self.ledger.mark_sent(attempt.key, attempt.attempt, sent_at=sent_at)
+        try:
+            video = await self.client.remix(request.source_video_id, request.prompt)
+        except OutcomeUnknownError as exc:
+            unknown = self.ledger.mark_unknown(
+                attempt.key, attempt.attempt, reason=str(exc), now=time.time()
+            )
+            (outcome,) = await self.resolve([(request, unknown)], resend_allowed=False)
+            assert outcome is not None  # resend_allowed=False always decides
+            return outcome
+        except APIStatusError as exc:
+            failed = self.ledger.mark_failed(
+                attempt.key,
+                attempt.attempt,
+                code=exc.code or f"http_{exc.status_code}",
+                message=exc.message,
+                now=time.time(),
+            )
+            return Outcome(request.key, Action.FAILED, failed, exc.message)
+        return self._record(request, attempt, video, adopted=False)
+
+    def _record(
+        self, request: VariantRequest, attempt: Attempt, video: Video, *, adopted: bool
+    ) -> Outcome:
+        recorded = self.ledger.mark_submitted(
+            attempt.key, attempt.attempt, video, now=time.time(), adopted=adopted
+        )
+        if video.is_terminal:
+            recorded = self.ledger.update_video(
+                attempt.key, attempt.attempt, video, now=time.time()
+            )
+        action = Action.ADOPTED if adopted else Action.SUBMITTED
+        return Outcome(request.key, action, recorded, video.id)
+
+    async def resolve(
+        self,
+        pending: Sequence[tuple[VariantRequest, Attempt]],
+        *,
+        resend_allowed: bool,
+    ) -> list[Outcome | None]:
+        """Find the jobs that interrupted attempts created, with one listing for all of them.
+
+        None for an attempt means: nothing matched and the policy says send it again.
+        """
+        since = min((a.sent_at or a.intent_at) for _, a in pending) - CLOCK_SLACK_SECONDS
+        wanted = {(r.source_video_id, r.prompt) for r, _ in pending}
+        claimed = self.ledger.claimed_video_ids()
+        candidates: dict[tuple[str, str], list[Video]] = {}
+        async for video in self.client.list(order="desc"):
+            if video.created_at < since:
+                break
+            pair = (video.remixed_from_video_id or "", video.prompt or "")
+            if pair in wanted and video.id not in claimed:
+                candidates.setdefault(pair, []).append(video)
+        for found in candidates.values():
+            found.sort(key=lambda v: (v.created_at, v.id))  # oldest first: the first send
+
+        outcomes: list[Outcome | None] = []
+        for request, attempt in pending:
+            outcomes.append(self._adopt_or_decide(request, attempt, candidates, resend_allowed))
+        return outcomes
+
+    def _adopt_or_decide(
+        self,
+        request: VariantRequest,
+        attempt: Attempt,
+        candidates: dict[tuple[str, str], list[Video]],
+        resend_allowed: bool,
+    ) -> Outcome | None:
+        threshold = (attempt.sent_at or attempt.intent_at) - CLOCK_SLACK_SECONDS
+        pool = candidates.get((request.source_video_id, request.prompt), [])
+        for video in list(pool):
+            if video.created_at < threshold:
+                continue
+            pool.remove(video)
+            try:
+                return self._record(request, attempt, video, adopted=True)
+            except VideoAlreadyClaimedError:
+                continue
+        if self.policy is UnknownOutcomePolicy.RESUBMIT and resend_allowed:
+            return None
+        if self.policy is UnknownOutcomePolicy.RESUBMIT:
+            # The send that just failed is too recent to give up on; the next run looks again.
+            return Outcome(request.key, Action.UNRESOLVED, attempt, "outcome unknown")
+        failed = self.ledger.mark_failed(
+            attempt.key,
+            attempt.attempt,
+            code=UNRESOLVED_CODE,
+            message=(
+                "The remix request may have created a job, but no matching job was found on "
+                "the server; with on_unknown_outcome=fail it is not sent again."
+            ),
+            now=time.time(),
+        )
+        return Outcome(request.key, Action.FAILED, failed, failed.error_message or "")

@@ -1,0 +1,116 @@
+"""Following submitted jobs to their end, and fetching what they produced.
+
+Both steps read their work from the ledger, so they can stop at any point (a sensor's time
+budget, a killed process) and the next call carries on where this one stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from remix_pipeline.client import APIStatusError, VideosClient
+from remix_pipeline.contract import ContentVariant
+from remix_pipeline.ledger import Attempt, AttemptState, Ledger, MediaRecord
+
+MEDIA_VARIANTS: tuple[ContentVariant, ...] = (
+    ContentVariant.VIDEO,
+    ContentVariant.THUMBNAIL,
+    ContentVariant.SPRITESHEET,
+)
+
+
+@dataclass
+class PollReport:
+    checked: int = 0
+    finished: list[Attempt] = field(default_factory=list)
+    vanished: list[Attempt] = field(default_factory=list)
+    out_of_time: bool = False
+
+
+async def poll_in_flight(
+    ledger: Ledger, client: VideosClient, *, deadline: float | None = None
+) -> PollReport:
+    """Refresh every in-flight attempt with as few requests as the client can manage."""
+    report = PollReport()
+    in_flight = [a for a in ledger.in_flight() if a.video_id]
+    if not in_flight:
+        return report
+    created_after = min((a.sent_at or a.intent_at) for a in in_flight) - 60.0
+    budget = None if deadline is None else max(deadline - time.time(), 0.1)
+    try:
+        videos = await asyncio.wait_for(
+            client.bulk_status([a.video_id for a in in_flight], created_after=created_after),
+            timeout=budget,
+        )
+    except TimeoutError:
+        report.out_of_time = True
+        return report
+    now = time.time()
+    for attempt in in_flight:
+        report.checked += 1
+        video = videos.get(attempt.video_id or "")
+        if video is None:
+            failed = ledger.mark_failed(
+                attempt.key,
+                attempt.attempt,
+                code="video_not_found",
+                message=f"The server no longer knows video {attempt.video_id}.",
+                now=now,
+            )
+            report.vanished.append(failed)
+            report.finished.append(failed)
+            continue
+        updated = ledger.update_video(attempt.key, attempt.attempt, video, now=now)
+        if updated.is_terminal:
+            report.finished.append(updated)
+    return report
+
+
+def media_dir(root: Path, attempt: Attempt) -> Path:
+    return root / attempt.key / f"attempt-{attempt.attempt}"
+
+
+@dataclass
+class DownloadReport:
+    downloaded: list[MediaRecord] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+async def download_media(
+    ledger: Ledger,
+    client: VideosClient,
+    root: Path,
+    attempts: list[Attempt] | None = None,
+) -> DownloadReport:
+    """Download every variant of every completed attempt that does not have it yet."""
+    report = DownloadReport()
+    if attempts is None:
+        attempts = [a for a in ledger.latest().values() if a.state is AttemptState.COMPLETED]
+
+    async def one(attempt: Attempt, variant: ContentVariant) -> None:
+        target = media_dir(root, attempt) / variant.file_name
+        try:
+            result = await client.download(attempt.video_id or "", variant, target)
+        except APIStatusError as exc:
+            report.problems.append(f"{attempt.key} {variant.value}: {exc.message}")
+            return
+        record = MediaRecord(
+            key=attempt.key,
+            attempt=attempt.attempt,
+            variant=variant.value,
+            path=str(result.path),
+            sha256=result.sha256,
+            size_bytes=result.size_bytes,
+        )
+        ledger.record_media(record)
+        report.downloaded.append(record)
+
+    jobs = []
+    for attempt in attempts:
+        have = ledger.media(attempt.key, attempt.attempt)
+        jobs.extend(one(attempt, v) for v in MEDIA_VARIANTS if v.value not in have)
+    await asyncio.gather(*jobs)
+    return report
