@@ -42,7 +42,8 @@ _PART_SUFFIX = ".part"
 _SILHOUETTES = ("disc", "square", "bar")
 _FILLS = ("solid", "outlined", "shaded", "striped")
 _TEXTURES = ("plain", "stripes", "grain", "checker")
-# x264 settings chosen for reproducible bytes: one thread, no encoder version strings from lavf.
+# Reproducible bytes: bit-exact flags keep version strings out of the file, and the encoder
+# runs on one thread (set on the codec context in `_write_mp4`).
 _X264_OPTIONS = {"preset": "veryfast", "crf": "23", "flags": "+bitexact"}
 _MP4_OPTIONS = {"movflags": "+faststart", "fflags": "+bitexact"}
 
