@@ -15,14 +15,9 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from remix_pipeline.client import ClientSettings
+from remix_pipeline.service.config import state_home
 
-HOME_ENV = "REMIX_PIPELINE_HOME"
 _NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,39}")
-
-
-def state_home() -> Path:
-    """Where local state lives (ledger, embedded service, Dagster home): one place per project."""
-    return Path(os.environ.get(HOME_ENV) or Path.cwd() / ".remix-pipeline").resolve()
 
 
 class UnknownOutcomePolicy(StrEnum):

@@ -6,6 +6,7 @@ state derives from the clock and these durations, not from a background worker.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -69,6 +70,7 @@ class ServiceConfig(BaseModel):
 
 HOME_ENV = "REMIX_PIPELINE_HOME"
 DB_FILE_NAME = "service.db"
+SETTINGS_FILE_NAME = "service.json"
 
 
 def state_home() -> Path:
@@ -78,4 +80,15 @@ def state_home() -> Path:
 
 
 def default_service_config() -> ServiceConfig:
-    return ServiceConfig(db_path=state_home() / DB_FILE_NAME)
+    """The embedded service every process of a project shares.
+
+    Settings (durations, faults) come from `service.json` beside the database when present,
+    so the webserver, the daemon and every run worker run the same service.
+    """
+    home = state_home()
+    settings_file = home / SETTINGS_FILE_NAME
+    if settings_file.is_file():
+        settings = json.loads(settings_file.read_text())
+        settings.setdefault("db_path", str(home / DB_FILE_NAME))
+        return ServiceConfig.model_validate(settings)
+    return ServiceConfig(db_path=home / DB_FILE_NAME)
