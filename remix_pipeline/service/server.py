@@ -133,10 +133,20 @@ class VideosServer(uvicorn.Server):
 
 
 def build_server(
-    config: ServiceConfig, on_ready: Callable[[str], None] | None = None
+    config: ServiceConfig,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    on_ready: Callable[[str], None] | None = None,
 ) -> VideosServer:
+    """A server for `config`; its app is `server.config.app`, its URL `server.base_url`."""
     uv_config = uvicorn.Config(
-        create_app(config), log_level="warning", access_log=False, lifespan="off"
+        create_app(config),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
     )
     return VideosServer(uv_config, on_ready=on_ready)
 
@@ -173,7 +183,10 @@ def serve_command(args: argparse.Namespace) -> int:
         )
         return 1
     server = build_server(
-        config, on_ready=lambda url: print(f"Videos API serving at {url}", flush=True)
+        config,
+        host=args.host,
+        port=args.port,
+        on_ready=lambda url: print(f"Videos API serving at {url}", flush=True),
     )
     try:
         server.run(sockets=[sock])

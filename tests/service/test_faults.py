@@ -1,0 +1,174 @@
+"""Each injected fault is observable exactly as configured and reproducible for a seed."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+from conftest import ConfigFactory, FakeClock
+
+from remix_pipeline.service import FaultConfig, create_app
+from remix_pipeline.service import gateway as gateway_module
+from remix_pipeline.service.faults import FaultInjector
+from remix_pipeline.service.lifecycle import MODERATION_MESSAGE
+
+
+def _client(config, clock: FakeClock) -> httpx.AsyncClient:  # type: ignore[no-untyped-def]
+    transport = httpx.ASGITransport(app=create_app(config, clock=clock))
+    return httpx.AsyncClient(transport=transport, base_url="http://s")
+
+
+async def _statuses(config, clock: FakeClock, n: int) -> list[int]:  # type: ignore[no-untyped-def]
+    async with _client(config, clock) as client:
+        return [(await client.get("/v1/videos/video_src_harbor")).status_code for _ in range(n)]
+
+
+async def test_same_seed_gives_the_same_5xx_positions_and_statuses(
+    make_config: ConfigFactory, clock: FakeClock
+) -> None:
+    faults = {"seed": 11, "error_rate": 0.3}
+    first = await _statuses(make_config(faults=faults), clock, 60)
+    again = await _statuses(make_config(faults=faults), clock, 60)
+    other = await _statuses(make_config(faults={**faults, "seed": 12}), clock, 60)
+    assert first == again
+    assert first != other
+    assert set(first) - {200} <= {500, 502, 503}
+    assert 5 <= sum(s != 200 for s in first) <= 35
+
+
+async def test_error_rate_one_answers_every_request_with_a_server_error_envelope(
+    make_config: ConfigFactory, clock: FakeClock
+) -> None:
+    async with _client(make_config(faults={"error_rate": 1.0}), clock) as client:
+        response = await client.post("/v1/videos", json={"prompt": "a cat"})
+        assert response.status_code in (500, 502, 503)
+        assert response.json()["error"]["type"] == "server_error"
+        listed = (await client.get("/_admin/stats")).json()
+    assert listed["by_operation"]["create"] != {"200": 1}
+
+
+async def test_rate_limit_answers_429_with_the_exact_wait_until_a_slot_frees(
+    make_config: ConfigFactory, clock: FakeClock
+) -> None:
+    config = make_config(faults={"requests_per_minute": 3})
+    async with _client(config, clock) as client:
+        for _ in range(3):
+            assert (await client.get("/v1/videos")).status_code == 200
+            clock.advance(1)
+        refused = await client.get("/v1/videos")
+        assert refused.status_code == 429
+        assert (refused.headers["retry-after"], refused.headers["retry-after-ms"]) == (
+            "57",
+            "57000",
+        )
+        assert refused.json()["error"]["code"] == "rate_limit_exceeded"
+        clock.advance(56.5)
+        later = await client.get("/v1/videos")
+        assert (later.status_code, later.headers["retry-after-ms"]) == (429, "500")
+        assert later.headers["retry-after"] == "1"
+        clock.advance(0.5)
+        assert (await client.get("/v1/videos")).status_code == 200
+
+
+async def test_rate_limit_window_length_is_configurable(
+    make_config: ConfigFactory, clock: FakeClock
+) -> None:
+    config = make_config(faults={"requests_per_minute": 1, "rate_window_seconds": 2})
+    async with _client(config, clock) as client:
+        await client.get("/v1/videos")
+        assert (await client.get("/v1/videos")).headers["retry-after-ms"] == "2000"
+
+
+async def test_latency_is_added_to_every_api_request(
+    make_config: ConfigFactory, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slept: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def recording_sleep(seconds: float) -> None:
+        slept.append(seconds)
+        await real_sleep(0)
+
+    monkeypatch.setattr(gateway_module.asyncio, "sleep", recording_sleep)
+    async with _client(make_config(faults={"latency_ms": 250}), clock) as client:
+        await client.get("/v1/videos")
+        await client.post("/v1/videos", json={"prompt": "x"})
+        await client.get("/_admin/stats")
+    assert slept == [0.25, 0.25]
+
+
+async def test_moderation_term_ends_the_job_moderation_blocked_case_insensitively(
+    make_config: ConfigFactory, clock: FakeClock
+) -> None:
+    config = make_config(faults={"moderation_terms": ("Forbidden",)})
+    async with _client(config, clock) as client:
+        blocked = (await client.post("/v1/videos", json={"prompt": "a FORBIDDEN cat"})).json()
+        fine = (await client.post("/v1/videos", json={"prompt": "a cat"})).json()
+        clock.advance(10)
+        blocked = (await client.get(f"/v1/videos/{blocked['id']}")).json()
+        fine = (await client.get(f"/v1/videos/{fine['id']}")).json()
+    assert blocked["status"] == "failed"
+    assert blocked["error"] == {"code": "moderation_blocked", "message": MODERATION_MESSAGE}
+    assert fine["status"] == "completed"
+
+
+async def test_failure_rate_one_ends_every_job_generation_failed(
+    make_config: ConfigFactory, clock: FakeClock
+) -> None:
+    async with _client(make_config(faults={"failure_rate": 1.0}), clock) as client:
+        created = (await client.post("/v1/videos", json={"prompt": "a cat"})).json()
+        remix = (await client.post("/v1/videos/video_src_city/remix", json={"prompt": "b"})).json()
+        clock.advance(10)
+        for video_id in (created["id"], remix["id"]):
+            video = (await client.get(f"/v1/videos/{video_id}")).json()
+            assert (video["status"], video["error"]["code"]) == ("failed", "generation_failed")
+
+
+def test_same_seed_gives_the_same_job_outcomes_and_drops() -> None:
+    config = FaultConfig(seed=5, failure_rate=0.4, drop_rate=0.4)
+    runs = []
+    for _ in range(2):
+        injector = FaultInjector(config)
+        runs.append(
+            (
+                [injector.outcome(f"p{n}") is None for n in range(40)],
+                [injector.drop_response() for _ in range(40)],
+            )
+        )
+    assert runs[0] == runs[1]
+    assert 0 < sum(runs[0][0]) < 40 and 0 < sum(runs[0][1]) < 40
+
+
+def test_a_moderation_term_does_not_shift_other_jobs_outcomes() -> None:
+    prompts = ["a cat", "a banned dog", "a bird", "a fish"] * 5
+    plain = FaultInjector(FaultConfig(seed=3, failure_rate=0.5))
+    moderated = FaultInjector(FaultConfig(seed=3, failure_rate=0.5, moderation_terms=("banned",)))
+    for prompt in prompts:
+        a, b = plain.outcome(prompt), moderated.outcome(prompt)
+        if "banned" in prompt:
+            assert b is not None and b.code == "moderation_blocked"
+        else:
+            assert a == b
+
+
+async def test_dropped_create_keeps_the_job_and_fails_the_response(
+    make_config: ConfigFactory, clock: FakeClock
+) -> None:
+    app = create_app(make_config(faults={"drop_rate": 1.0}), clock=clock)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://s") as client:
+        with pytest.raises(gateway_module.ResponseDropped):
+            await client.post("/v1/videos", json={"prompt": "lost answer"})
+        listed = (await client.get("/v1/videos", params={"limit": 1})).json()
+    assert listed["data"][0]["prompt"] == "lost answer"
+    assert app.state.stats.dropped["create"] == 1
+
+
+async def test_failed_requests_are_never_dropped(
+    make_config: ConfigFactory, clock: FakeClock
+) -> None:
+    async with _client(make_config(faults={"drop_rate": 1.0}), clock) as client:
+        response = await client.post("/v1/videos", json={"prompt": ""})
+        assert response.status_code == 400
+        assert (await client.get("/v1/videos/video_src_city")).status_code == 200
