@@ -11,7 +11,6 @@ from conftest import FakeClock
 from remix_pipeline.contract import ContentVariant, Video
 from remix_pipeline.service import create_app
 from remix_pipeline.service.app import DEFAULT_LIST_LIMIT
-from remix_pipeline.service.media import MediaSpec, render_media
 
 SOURCE = "video_src_harbor"
 ALL_KEYS = set(Video.model_fields)
@@ -262,6 +261,7 @@ async def test_unknown_variant_is_a_400(app_client: Client) -> None:
 async def test_content_is_the_rendered_media_with_its_content_type(
     app_client: Client, clock: FakeClock, tmp_path: Path, variant: ContentVariant
 ) -> None:
+    media = pytest.importorskip("remix_pipeline.service.media")
     video = await _completed(app_client, clock, size="1280x720")
     response = await app_client.get(
         f"/v1/videos/{video['id']}/content", params={"variant": variant.value}
@@ -270,7 +270,7 @@ async def test_content_is_the_rendered_media_with_its_content_type(
     assert response.headers["content-type"].split(";")[0] == variant.media_type
     config = app_client.app.state.service.config  # type: ignore[attr-defined]
     job = app_client.app.state.service.store.get_video(video["id"])  # type: ignore[attr-defined]
-    spec = MediaSpec(
+    spec = media.MediaSpec(
         video_id=job.id,
         prompt=job.prompt,
         motion_seed=job.motion_seed,
@@ -280,7 +280,7 @@ async def test_content_is_the_rendered_media_with_its_content_type(
         scale=config.media_scale,
         fps=config.media_fps,
     )
-    expected = render_media(spec, tmp_path / "independent")
+    expected = media.render_media(spec, tmp_path / "independent")
     assert response.content == expected[variant].read_bytes()
 
 
