@@ -1,4 +1,4 @@
-"""Fixtures for the client tests: a marker API key and real loopback HTTP servers."""
+"""Fixtures for the client tests: a marker key, the real embedded service, loopback servers."""
 
 from __future__ import annotations
 
@@ -6,11 +6,17 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
-from client_fakes import MARKER_KEY
+from client_fakes import MARKER_KEY, fast_settings
+
+from remix_pipeline.client import VideosClient
+from remix_pipeline.contract import Video
+from remix_pipeline.service import ServiceConfig, embedded_transport
 
 
 @pytest.fixture
@@ -56,3 +62,42 @@ def serve_app() -> Iterator[Callable[[Any], LoopbackServer]]:
     for server, thread in running:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@dataclass
+class Embedded:
+    """One real embedded service instance, reached in-process, plus a fault-free view of it."""
+
+    config: ServiceConfig
+    transport: httpx.AsyncBaseTransport
+
+    def client(self, **overrides: Any) -> VideosClient:
+        return VideosClient.from_settings(
+            fast_settings(base_url=None, **overrides), transport=self.transport
+        )
+
+    async def stats(self) -> dict[str, Any]:
+        async with httpx.AsyncClient(transport=self.transport, base_url="http://embedded") as http:
+            response = await http.get("/_admin/stats")
+            response.raise_for_status()
+            return response.json()
+
+    async def all_videos(self) -> list[Video]:
+        """Every job in the store, read through a second, fault-free app on the same file."""
+        clean = ServiceConfig(db_path=self.config.db_path, api_key=self.config.api_key)
+        settings = fast_settings(base_url=None)
+        async with VideosClient.from_settings(settings, embedded=clean) as client:
+            return [video async for video in client.list()]
+
+
+@pytest.fixture
+def embedded(tmp_path: Path) -> Callable[..., Embedded]:
+    """Build an embedded service on a fresh database: `embedded(faults=FaultConfig(...))`."""
+
+    def build(**config: Any) -> Embedded:
+        values: dict[str, Any] = {"db_path": tmp_path / "videos.db", "queued_seconds": 3600}
+        values.update(config)
+        service_config = ServiceConfig(**values)
+        return Embedded(service_config, embedded_transport(service_config))
+
+    return build
