@@ -46,10 +46,48 @@ def _register_lineage(commands: argparse._SubParsersAction) -> None:
     cmd.set_defaults(handler=lineage_command)
 
 
+def _register_validate(commands: argparse._SubParsersAction) -> None:
+    cmd = commands.add_parser(
+        "validate",
+        help="Check a request table: exit 0 if valid, 1 if rows are bad, 2 if unreadable.",
+    )
+    cmd.add_argument("path", metavar="PATH", help="Request table (.csv, .parquet, .jsonl).")
+    cmd.set_defaults(handler=_validate_command)
+
+
+def _validate_command(args: argparse.Namespace) -> int:
+    """One line per problem on stderr, so the output can be grepped, counted and diffed."""
+    from remix_pipeline.requests import TableUnreadableError, read_request_table
+
+    try:
+        table = read_request_table(args.path)
+    except TableUnreadableError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a reader bug must still not show a user a traceback
+        print(f"error: {args.path}: could not be read ({type(exc).__name__})", file=sys.stderr)
+        return 2
+    for note in table.notes:
+        print(f"note: {note}", file=sys.stderr)
+    bad_rows = len({p.row_number for p in table.problems if p.row_number is not None})
+    summary = (
+        f"{table.row_count} rows, {len(table.requests)} variants, "
+        f"table sha256 {table.content_hash[:12]} ({table.path})"
+    )
+    if not table.problems:
+        print(f"valid: {summary}")
+        return 0
+    for problem in table.problems:
+        print(str(problem), file=sys.stderr)
+    print(f"invalid: {len(table.problems)} problem(s), {bad_rows} bad row(s); {summary}")
+    return 1
+
+
 _COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _register_run,
     _register_serve,
     _register_lineage,
+    _register_validate,
 ]
 
 
