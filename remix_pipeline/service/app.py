@@ -439,6 +439,8 @@ def create_app(config: ServiceConfig, *, clock: Callable[[], float] = time.time)
         ],
         exception_handlers={ApiError: handle_api_error, HTTPException: handle_http_exception},
     )
+    # `/v1/videos/` must be a 404 envelope like any unknown URL, not a redirect.
+    app.router.redirect_slashes = False
     app.state.service = ServiceState(
         config=config,
         store=store,
