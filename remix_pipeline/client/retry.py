@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 
 import httpx
 
+# Share of a server-named delay added at random on top of it.
+SERVER_DELAY_SPREAD = 0.25
+
 # Statuses that mean the server did not act on the request, whatever its method.
 REFUSED_STATUSES = frozenset({408, 409, 429})
 
@@ -98,8 +101,13 @@ class RetryBudget:
         self.attempts += 1
         if self.attempts >= self.policy.max_attempts:
             return None
-        delay = requested if requested is not None else self.policy.backoff(self.attempts - 1)
         remaining = self.policy.max_retry_seconds - (self.policy.clock() - self.started)
-        if delay > remaining:
+        if requested is None:
+            delay = self.policy.backoff(self.attempts - 1)
+            return delay if delay <= remaining else None
+        if requested > remaining:
             return None
-        return delay
+        # Wait a little longer than asked, never shorter: clients told the same moment would
+        # otherwise all come back at once and meet the same limit again.
+        spread = self.policy.rng.uniform(0.0, requested * SERVER_DELAY_SPREAD)
+        return min(requested + spread, remaining)

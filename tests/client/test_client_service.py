@@ -142,7 +142,7 @@ async def test_a_429_storm_is_ridden_out_and_creates_each_job_once(
     embedded: MakeEmbedded,
 ) -> None:
     service = embedded(faults=FaultConfig(requests_per_minute=10, rate_window_seconds=0.5))
-    async with service.client(max_retry_seconds=60) as client:
+    async with service.client(max_attempts=30, max_retry_seconds=60) as client:
         made = await asyncio.gather(*(client.remix(SOURCE, f"busy {n}") for n in range(40)))
     jobs = [v for v in await service.all_videos() if v.remixed_from_video_id == SOURCE]
     assert client.stats.rate_limited > 0
