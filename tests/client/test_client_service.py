@@ -204,3 +204,16 @@ async def test_default_client_uses_the_embedded_service_config_it_is_given(
     assert client.base_url == "http://embedded/v1"
     assert source.status is VideoStatus.COMPLETED
     assert (tmp_path / "own.db").exists()
+
+
+async def test_with_nothing_configured_the_client_uses_the_projects_embedded_service(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from remix_pipeline.client import ClientSettings
+
+    monkeypatch.setenv("REMIX_PIPELINE_HOME", str(tmp_path / "home"))
+    async with VideosClient.from_settings(ClientSettings()) as client:
+        job = await client.remix(SOURCE, "default everything")
+    assert client.base_url == "http://embedded/v1"
+    assert job.remixed_from_video_id == SOURCE
+    assert any((tmp_path / "home").iterdir())
