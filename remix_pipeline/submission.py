@@ -5,6 +5,10 @@ For every variant the intent is written durably before the POST; a POST whose ou
 unknown (timeout, reset, 5xx, a crash) is resolved by listing the server's videos and adopting
 the job that matches (source, prompt, created after the intent) before anything is sent again.
 Where nothing matches, the configured policy decides: fail (the default) or resubmit.
+
+One case is not ambiguous: the embedded service runs inside the submitting process, so a
+job it never listed can no longer appear once that process is gone, and the variant is sent
+again whatever the policy.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from remix_pipeline.client import (
+    EMBEDDED_BASE_URL,
     APIStatusError,
     OutcomeUnknownError,
     VideosClient,
@@ -29,6 +34,9 @@ from remix_pipeline.requests import VariantRequest
 # time still counts as a candidate orphan.
 CLOCK_SLACK_SECONDS = 5.0
 UNRESOLVED_CODE = "submission_outcome_unknown"
+# A POST whose outcome was unknown and that matched no job may be sent again at once, where
+# the policy or the server allows it; this bounds how often one run pays that risk.
+MAX_SENDS_PER_RUN = 3
 
 
 class Action(StrEnum):
@@ -121,6 +129,7 @@ class _Submitter:
         self.policy = UnknownOutcomePolicy(policy)
         self.owner_gone = owner_gone
         self.retry_failed = retry_failed
+        self.listing_is_exhaustive = client.base_url == EMBEDDED_BASE_URL
 
     def plan(self, request: VariantRequest, prior: Attempt | None) -> Outcome | tuple[str, Attempt]:
         now = time.time()
@@ -143,27 +152,29 @@ class _Submitter:
         return ("resolve", prior)
 
     async def send(self, request: VariantRequest, attempt: Attempt) -> Outcome:
-        sent_at = time.time()
-        self.ledger.mark_sent(attempt.key, attempt.attempt, sent_at=sent_at)
-        try:
-            video = await self.client.remix(request.source_video_id, request.prompt)
-        except OutcomeUnknownError as exc:
-            unknown = self.ledger.mark_unknown(
-                attempt.key, attempt.attempt, reason=str(exc), now=time.time()
-            )
-            (outcome,) = await self.resolve([(request, unknown)], resend_allowed=False)
-            assert outcome is not None  # resend_allowed=False always decides
-            return outcome
-        except APIStatusError as exc:
-            failed = self.ledger.mark_failed(
-                attempt.key,
-                attempt.attempt,
-                code=exc.code or f"http_{exc.status_code}",
-                message=exc.message,
-                now=time.time(),
-            )
-            return Outcome(request.key, Action.FAILED, failed, exc.message)
-        return self._record(request, attempt, video, adopted=False)
+        for tries_left in reversed(range(MAX_SENDS_PER_RUN)):
+            self.ledger.mark_sent(attempt.key, attempt.attempt, sent_at=time.time())
+            try:
+                video = await self.client.remix(request.source_video_id, request.prompt)
+            except OutcomeUnknownError as exc:
+                attempt = self.ledger.mark_unknown(
+                    attempt.key, attempt.attempt, reason=str(exc), now=time.time()
+                )
+                (outcome,) = await self.resolve([(request, attempt)], resend_allowed=tries_left > 0)
+                if outcome is None:
+                    continue
+                return outcome
+            except APIStatusError as exc:
+                failed = self.ledger.mark_failed(
+                    attempt.key,
+                    attempt.attempt,
+                    code=exc.code or f"http_{exc.status_code}",
+                    message=exc.message,
+                    now=time.time(),
+                )
+                return Outcome(request.key, Action.FAILED, failed, exc.message)
+            return self._record(request, attempt, video, adopted=False)
+        raise AssertionError("unreachable: the last try never resends")
 
     def _record(
         self, request: VariantRequest, attempt: Attempt, video: Video, *, adopted: bool
@@ -223,7 +234,9 @@ class _Submitter:
                 return self._record(request, attempt, video, adopted=True)
             except VideoAlreadyClaimedError:
                 continue
-        if self.policy is UnknownOutcomePolicy.RESUBMIT and resend_allowed:
+        if resend_allowed and (
+            self.policy is UnknownOutcomePolicy.RESUBMIT or self.listing_is_exhaustive
+        ):
             return None
         if self.policy is UnknownOutcomePolicy.RESUBMIT:
             # The send that just failed is too recent to give up on; the next run looks again.

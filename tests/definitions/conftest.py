@@ -57,3 +57,14 @@ def settings(project: Path) -> ExperimentSettings:
 def instance(project: Path) -> Iterator[dg.DagsterInstance]:
     with dg.DagsterInstance.get() as persistent:
         yield persistent
+
+
+def remix_jobs(project: Path) -> list[tuple[str, str]]:
+    """(source, prompt) of every remix job the embedded service holds, counted at the source."""
+    import sqlite3
+
+    with sqlite3.connect(project / ".remix-pipeline" / "service.db") as db:
+        rows = db.execute(
+            "SELECT remixed_from_video_id, prompt FROM videos WHERE kind = 'remix' ORDER BY seq"
+        ).fetchall()
+    return [(str(source), str(prompt)) for source, prompt in rows]

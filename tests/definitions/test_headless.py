@@ -1,0 +1,168 @@
+"""`remix-pipeline run`'s engine, end to end on the real embedded service and a real instance."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+from conftest import SAMPLE_ROWS, remix_jobs, write_service_settings, write_table
+
+from remix_pipeline.definitions.headless import HeadlessRunner
+from remix_pipeline.experiment import ExperimentSettings
+from remix_pipeline.lineage import read_lineage
+
+
+def run(settings: ExperimentSettings, instance: dg.DagsterInstance) -> pd.DataFrame:
+    summary = HeadlessRunner(settings, instance, poll_seconds=0.1).run(timeout_seconds=120)
+    assert summary.finished
+    return read_lineage(summary.lineage_path)
+
+
+def latest(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.sort_values(["key", "attempt"]).groupby("key").tail(1)
+
+
+def test_run_ends_with_every_variant_terminal_and_media_matching_the_table(settings, instance):
+    frame = run(settings, instance)
+
+    assert len(frame) == 4  # three rows, one with two replicates
+    assert set(frame["state"]) == {"completed"}
+    assert set(frame["status"]) == {"completed"}
+    for row in frame.itertuples():
+        for variant in ("video", "thumbnail", "spritesheet"):
+            path = Path(getattr(row, f"{variant}_path"))
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == getattr(
+                row, f"{variant}_sha256"
+            )
+    assert (frame["remixed_from_video_id"] == frame["source_video_id"]).all()
+
+
+def test_running_again_submits_nothing(project, settings, instance):
+    run(settings, instance)
+    jobs_before = remix_jobs(project)
+
+    frame = run(settings, instance)
+
+    assert remix_jobs(project) == jobs_before
+    assert len(jobs_before) == 4
+    assert len(frame) == 4
+
+
+def test_adding_a_row_submits_exactly_one_job(project, settings, instance):
+    run(settings, instance)
+    write_table(settings.table_path, [*SAMPLE_ROWS, "video_src_city,sepia,Tint it sepia,t,1"])
+
+    frame = run(settings, instance)
+
+    jobs = remix_jobs(project)
+    assert len(jobs) == 5
+    assert jobs[-1] == ("video_src_city", "Tint it sepia")
+    assert len(frame) == 5
+
+
+def test_changing_a_prompt_submits_one_job_and_keeps_the_old_attempt(project, settings, instance):
+    run(settings, instance)
+    changed = [SAMPLE_ROWS[0].replace("film noir", "neo-noir"), *SAMPLE_ROWS[1:]]
+    write_table(settings.table_path, changed)
+
+    frame = run(settings, instance)
+
+    jobs = remix_jobs(project)
+    assert len(jobs) == 5
+    assert jobs[-1] == ("video_src_harbor", "Re-grade as 1940s neo-noir")
+    assert "Re-grade as 1940s film noir" in set(frame["prompt"])  # the old variant's record stays
+    assert len(frame) == 5
+
+
+def test_a_failed_video_is_a_row_outcome_not_a_failed_run(project, settings, instance):
+    write_service_settings(project / ".remix-pipeline", faults={"moderation_terms": ["anime"]})
+
+    frame = run(settings, instance)
+
+    failed = frame[frame["state"] == "failed"]
+    assert len(failed) == 2  # the anime row has two replicates
+    assert set(failed["error_code"]) == {"moderation_blocked"}
+    assert failed["video_path"].isna().all()
+    assert set(frame.loc[frame["state"] == "completed", "variant"]) == {"noir"}
+
+
+def test_a_source_unknown_to_the_server_becomes_a_failed_row_with_its_404_message(
+    project, settings, instance
+):
+    write_table(settings.table_path, [*SAMPLE_ROWS, "video_missing,x,Anything at all,t,1"])
+
+    frame = run(settings, instance)
+
+    row = frame[frame["source_video_id"] == "video_missing"].iloc[0]
+    assert row["state"] == "failed"
+    assert "video_missing" in row["error_message"]
+    assert (frame[frame["source_video_id"] != "video_missing"]["state"] == "completed").all()
+
+
+def test_killing_the_run_mid_fan_out_then_running_again_pays_once_per_variant(project):
+    rows = [f"video_src_dunes,v{i},Dunes variation number {i},t,1" for i in range(24)]
+    table = write_table(project / "data" / "requests.csv", rows)
+    # Slow responses and dropped ones, so the kill lands while POSTs are in flight.
+    write_service_settings(
+        project / ".remix-pipeline", faults={"latency_ms": 400, "drop_rate": 0.2, "seed": 7}
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "remix_pipeline.cli",
+        "run",
+        "--table",
+        str(table),
+        "--name",
+        "t",
+    ]
+    first = subprocess.Popen(
+        command,
+        cwd=project,
+        env=os.environ.copy(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    ledger_db = project / ".remix-pipeline" / "ledger.db"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if _count(ledger_db, "SELECT count(*) FROM attempts") > 0:
+            break
+        time.sleep(0.05)
+    time.sleep(0.3)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    interrupted = _count(ledger_db, "SELECT count(*) FROM attempts WHERE state = 'submitted'")
+    assert interrupted < len(rows), "the kill came too late to interrupt the fan-out"
+
+    write_service_settings(project / ".remix-pipeline", faults={"drop_rate": 0.2, "seed": 8})
+    second = subprocess.run(
+        command, cwd=project, env=os.environ.copy(), capture_output=True, text=True, timeout=180
+    )
+
+    assert second.returncode == 0, second.stderr
+    jobs = remix_jobs(project)
+    assert jobs, second.stdout
+    assert sorted(jobs) == sorted(
+        ("video_src_dunes", f"Dunes variation number {i}") for i in range(24)
+    )
+    frame = read_lineage(str(project / "data" / "output" / "t" / "lineage.parquet"))
+    assert set(latest(frame)["state"]) == {"completed"}
+    assert len(latest(frame)) == 24
+
+
+def _count(db: Path, query: str) -> int:
+    """0 until the ledger exists: the killed process may not have created it yet."""
+    try:
+        with sqlite3.connect(db) as connection:
+            return int(connection.execute(query).fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
