@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -188,6 +188,12 @@ events_table = sa.Table(
 )
 
 _ATTEMPT_COLUMNS = [c for c in attempts_table.columns if c.name != "id"]
+_FIELDS = [f.name for f in fields(Attempt)]
+if [c.name for c in _ATTEMPT_COLUMNS] != _FIELDS:
+    raise RuntimeError("Attempt fields and attempts columns must be in the same order")
+_STATE, _VIDEO, _ADOPTED, _REPORTED = (
+    _FIELDS.index(name) for name in ("state", "video", "adopted", "reported")
+)
 MEDIA_VARIANTS: tuple[str, ...] = tuple(v.value for v in ContentVariant)
 
 
@@ -366,12 +372,15 @@ class Ledger:
             raise VideoAlreadyClaimedError(video.id) from None
 
     def mark_unknown(self, key: str, attempt: int, *, reason: str, now: float) -> Attempt:
-        """The POST may or may not have created a job: resolve it before sending again."""
+        """The POST may or may not have created a job: resolve it before sending again.
+
+        The reason goes to the event only: the attempt's error fields describe how it ended.
+        """
         with self._write() as conn:
             row = _locked_row(conn, key, attempt)
             state = AttemptState(row.state)
             _require(row, state in UNRESOLVED_STATES, "marked unknown")
-            _update(conn, key, attempt, state=AttemptState.UNKNOWN.value, error_message=reason)
+            _update(conn, key, attempt, state=AttemptState.UNKNOWN.value)
             _event(conn, key, attempt, now, state, AttemptState.UNKNOWN, reason)
             return _attempt(_row(conn, key, attempt))
 
@@ -464,12 +473,14 @@ class Ledger:
         wanted = None if keys is None else list(dict.fromkeys(keys))
         with self._read() as conn:
             if wanted is None or len(wanted) > 20 * _CHUNK:
-                rows = list(conn.execute(_latest_query()))
+                rows = list(conn.execute(_by_key_query()))
             else:
                 rows = []
                 for start in range(0, len(wanted), _CHUNK):
                     chunk = wanted[start : start + _CHUNK]
-                    rows.extend(conn.execute(_latest_query(attempts_table.c.key.in_(chunk))))
+                    rows.extend(conn.execute(_by_key_query(attempts_table.c.key.in_(chunk))))
+        # Rows come in (key, attempt) order, so the last row of each key is its latest attempt.
+        rows = list({row.key: row for row in rows}.values())
         found = {row.key: _attempt(row) for row in rows}
         if wanted is not None:
             found = {key: found[key] for key in wanted if key in found}
@@ -645,15 +656,12 @@ def _latest_row(conn: Connection, key: str) -> sa.Row[Any] | None:
     ).first()
 
 
-def _latest_query(*conditions: Any) -> sa.Select[Any]:
-    newest = (
-        sa.select(attempts_table.c.key.label("k"), sa.func.max(attempts_table.c.attempt).label("n"))
+def _by_key_query(*conditions: Any) -> sa.Select[Any]:
+    """Attempts in (key, attempt) order: one scan of the unique index, no grouping."""
+    return (
+        sa.select(attempts_table)
         .where(*conditions)
-        .group_by(attempts_table.c.key)
-        .subquery()
-    )
-    return sa.select(attempts_table).join(
-        newest, sa.and_(attempts_table.c.key == newest.c.k, attempts_table.c.attempt == newest.c.n)
+        .order_by(attempts_table.c.key, attempts_table.c.attempt)
     )
 
 
@@ -758,13 +766,14 @@ def _video_json(video: Video) -> str:
 
 
 def _attempt(row: sa.Row[Any]) -> Attempt:
-    values = row._asdict()
-    values.pop("id", None)
-    values["state"] = AttemptState(values["state"])
-    values["video"] = None if values["video"] is None else json.loads(values["video"])
-    values["adopted"] = bool(values["adopted"])
-    values["reported"] = bool(values["reported"])
-    return Attempt(**values)
+    """Positional, not by name: reading 100,000 attempts stays well under a second."""
+    values = list(row)[1:]  # every attempts query selects the whole table, id first
+    values[_STATE] = AttemptState(values[_STATE])
+    if values[_VIDEO] is not None:
+        values[_VIDEO] = json.loads(values[_VIDEO])
+    values[_ADOPTED] = bool(values[_ADOPTED])
+    values[_REPORTED] = bool(values[_REPORTED])
+    return Attempt(*values)
 
 
 def _media_wide(media: pd.DataFrame) -> pd.DataFrame:

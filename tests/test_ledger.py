@@ -1,0 +1,418 @@
+"""The submission ledger on real SQLite files: states, claims, races, events, the lineage frame."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from remix_pipeline.contract import Video
+from remix_pipeline.ledger import (
+    MEDIA_VARIANTS,
+    AttemptState,
+    InvalidTransitionError,
+    Ledger,
+    MediaRecord,
+    UnknownAttemptError,
+    VideoAlreadyClaimedError,
+)
+from remix_pipeline.requests import VariantRequest, variant_key
+
+TABLE_HASH = "f" * 64
+
+
+def request(prompt: str = "Make it night", replicate: int = 1, row: int = 1) -> VariantRequest:
+    source = "video_src_city"
+    return VariantRequest(
+        key=variant_key(source, prompt, replicate),
+        source_video_id=source,
+        prompt=prompt,
+        prompt_sha256="0" * 64,
+        variant="night",
+        experiment="sample",
+        replicate=replicate,
+        row_number=row,
+    )
+
+
+def video(video_id: str = "video_1", status: str = "queued", **extra: Any) -> Video:
+    return Video.model_validate(
+        {
+            "id": video_id,
+            "object": "video",
+            "model": "sora-2",
+            "status": status,
+            "progress": 100 if status == "completed" else 0,
+            "created_at": 1_700_000_000,
+            "completed_at": None,
+            "expires_at": None,
+            "prompt": "Make it night",
+            "size": "720x1280",
+            "seconds": "4",
+            "remixed_from_video_id": "video_src_city",
+            "error": None,
+            **extra,
+        }
+    )
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "ledger.db"
+
+
+@pytest.fixture
+def ledger(db: Path) -> Ledger:
+    with Ledger.for_path(db) as opened:
+        yield opened
+
+
+def intent(ledger: Ledger, req: VariantRequest | None = None, now: float = 10.0):
+    return ledger.record_intent(req or request(), table_hash=TABLE_HASH, run_id="run-1", now=now)
+
+
+def test_record_intent_creates_attempt_1_in_intent_visible_to_another_process_handle(
+    ledger: Ledger, db: Path
+) -> None:
+    created = intent(ledger)
+    with Ledger.for_path(db) as other:
+        seen = other.latest([created.key])[created.key]
+    assert (seen.attempt, seen.state, seen.run_id, seen.intent_at) == (
+        1,
+        AttemptState.INTENT,
+        "run-1",
+        10.0,
+    )
+    assert seen.table_hash == TABLE_HASH
+    assert seen.sent_at is None
+
+
+def test_record_intent_twice_returns_the_existing_attempt_unchanged(ledger: Ledger) -> None:
+    first = intent(ledger)
+    again = ledger.record_intent(request(), table_hash="e" * 64, run_id="run-2", now=99.0)
+    assert again == first
+    assert len(ledger.attempts_frame()) == 1
+
+
+def test_record_intents_writes_a_batch_and_keeps_existing_attempts(ledger: Ledger) -> None:
+    existing = intent(ledger)
+    ledger.mark_sent(existing.key, 1, sent_at=11.0)
+    batch = [request(), request("Add snow"), request("Add snow", replicate=2)]
+    latest = ledger.record_intents(batch, table_hash=TABLE_HASH, run_id="run-2", now=20.0)
+    assert set(latest) == {r.key for r in batch}
+    assert latest[existing.key].sent_at == 11.0
+    assert {latest[r.key].run_id for r in batch[1:]} == {"run-2"}
+
+
+def test_mark_sent_stamps_the_attempt_and_logs_an_event(ledger: Ledger) -> None:
+    created = intent(ledger)
+    ledger.mark_sent(created.key, 1, sent_at=12.5)
+    assert ledger.get(created.key, 1).sent_at == 12.5
+    assert ledger.events_since(0)[-1].detail == "sent"
+
+
+def test_mark_submitted_claims_the_video_and_stores_its_record(ledger: Ledger) -> None:
+    created = intent(ledger)
+    recorded = ledger.mark_submitted(created.key, 1, video(), now=13.0)
+    assert recorded.state is AttemptState.SUBMITTED
+    assert (recorded.video_id, recorded.submitted_at, recorded.adopted) == ("video_1", 13.0, False)
+    assert recorded.video is not None and recorded.video["status"] == "queued"
+    assert ledger.claimed_video_ids() == {"video_1"}
+
+
+def test_a_video_claimed_by_one_attempt_cannot_be_claimed_by_another(ledger: Ledger) -> None:
+    first = intent(ledger)
+    second = intent(ledger, request(replicate=2))
+    ledger.mark_submitted(first.key, 1, video(), now=13.0)
+    with pytest.raises(VideoAlreadyClaimedError, match="video_1"):
+        ledger.mark_submitted(second.key, 1, video(), now=14.0, adopted=True)
+    assert ledger.get(second.key, 1).state is AttemptState.INTENT
+
+
+def test_mark_submitted_again_with_the_same_video_is_idempotent(ledger: Ledger) -> None:
+    created = intent(ledger)
+    first = ledger.mark_submitted(created.key, 1, video(), now=13.0)
+    assert ledger.mark_submitted(created.key, 1, video(), now=20.0) == first
+
+
+def test_an_adopted_orphan_is_marked_adopted_after_an_unknown_outcome(ledger: Ledger) -> None:
+    created = intent(ledger)
+    unknown = ledger.mark_unknown(created.key, 1, reason="read timeout", now=12.0)
+    adopted = ledger.mark_submitted(created.key, 1, video(), now=30.0, adopted=True)
+    assert unknown.state is AttemptState.UNKNOWN
+    assert (adopted.state, adopted.adopted, adopted.error_message) == (
+        AttemptState.SUBMITTED,
+        True,
+        None,
+    )
+    assert "read timeout" in [e.detail for e in ledger.events_since(0)]
+
+
+def test_submitting_an_already_completed_video_completes_the_attempt(ledger: Ledger) -> None:
+    created = intent(ledger)
+    done = ledger.mark_submitted(created.key, 1, video(status="completed"), now=13.0)
+    assert done.state is AttemptState.COMPLETED
+    assert done.finished_at == 13.0
+
+
+def test_update_video_to_completed_finishes_the_attempt(ledger: Ledger) -> None:
+    created = intent(ledger)
+    ledger.mark_submitted(created.key, 1, video(), now=13.0)
+    running = ledger.update_video(created.key, 1, video(status="in_progress"), now=14.0)
+    done = ledger.update_video(created.key, 1, video(status="completed"), now=15.0)
+    assert running.state is AttemptState.SUBMITTED
+    assert (done.state, done.finished_at) == (AttemptState.COMPLETED, 15.0)
+    assert done.video is not None and done.video["progress"] == 100
+
+
+def test_update_video_to_failed_records_the_server_error(ledger: Ledger) -> None:
+    created = intent(ledger)
+    ledger.mark_submitted(created.key, 1, video(), now=13.0)
+    failed = ledger.update_video(
+        created.key,
+        1,
+        video(status="failed", error={"code": "moderation_blocked", "message": "blocked"}),
+        now=15.0,
+    )
+    assert (failed.state, failed.error_code, failed.error_message) == (
+        AttemptState.FAILED,
+        "moderation_blocked",
+        "blocked",
+    )
+
+
+def test_update_video_with_another_video_id_is_refused(ledger: Ledger) -> None:
+    created = intent(ledger)
+    ledger.mark_submitted(created.key, 1, video(), now=13.0)
+    with pytest.raises(InvalidTransitionError, match="video_2"):
+        ledger.update_video(created.key, 1, video("video_2"), now=14.0)
+
+
+def test_mark_failed_ends_the_attempt_with_code_and_message(ledger: Ledger) -> None:
+    created = intent(ledger)
+    failed = ledger.mark_failed(created.key, 1, code="not_found", message="no source", now=12.0)
+    assert (failed.state, failed.error_code, failed.finished_at) == (
+        AttemptState.FAILED,
+        "not_found",
+        12.0,
+    )
+    assert failed.is_terminal
+
+
+def test_a_completed_attempt_cannot_be_marked_failed(ledger: Ledger) -> None:
+    created = intent(ledger)
+    ledger.mark_submitted(created.key, 1, video(status="completed"), now=13.0)
+    with pytest.raises(InvalidTransitionError, match="completed"):
+        ledger.mark_failed(created.key, 1, code="x", message="y", now=14.0)
+
+
+def test_a_submitted_attempt_cannot_be_sent_again(ledger: Ledger) -> None:
+    created = intent(ledger)
+    ledger.mark_submitted(created.key, 1, video(), now=13.0)
+    with pytest.raises(InvalidTransitionError):
+        ledger.mark_sent(created.key, 1, sent_at=14.0)
+
+
+def test_start_retry_after_a_failure_adds_attempt_2_and_keeps_attempt_1(ledger: Ledger) -> None:
+    created = intent(ledger)
+    ledger.mark_failed(created.key, 1, code="server_error", message="boom", now=12.0)
+    retry = ledger.start_retry(created.key, run_id="run-2", now=20.0)
+    assert (retry.attempt, retry.state, retry.run_id) == (2, AttemptState.INTENT, "run-2")
+    assert (retry.prompt, retry.row_number) == (created.prompt, created.row_number)
+    assert ledger.latest()[created.key].attempt == 2
+    assert ledger.get(created.key, 1).state is AttemptState.FAILED
+
+
+def test_start_retry_is_refused_unless_the_latest_attempt_failed(ledger: Ledger) -> None:
+    created = intent(ledger)
+    with pytest.raises(InvalidTransitionError, match="only a failed attempt"):
+        ledger.start_retry(created.key, run_id=None, now=20.0)
+
+
+def test_unknown_keys_raise_a_clear_error(ledger: Ledger) -> None:
+    with pytest.raises(UnknownAttemptError, match="no attempt 1 recorded for nope"):
+        ledger.mark_sent("nope", 1, sent_at=1.0)
+    with pytest.raises(UnknownAttemptError):
+        ledger.start_retry("nope", run_id=None, now=1.0)
+
+
+def test_queries_select_attempts_by_state(ledger: Ledger) -> None:
+    waiting = intent(ledger, request("a"))
+    unknown = intent(ledger, request("b"))
+    flying = intent(ledger, request("c"))
+    done = intent(ledger, request("d"))
+    failed = intent(ledger, request("e"))
+    ledger.mark_unknown(unknown.key, 1, reason="reset", now=11.0)
+    ledger.mark_submitted(flying.key, 1, video("video_c"), now=12.0)
+    ledger.mark_submitted(done.key, 1, video("video_d", status="completed"), now=12.0)
+    ledger.mark_failed(failed.key, 1, code="x", message="y", now=12.0)
+    assert {a.key for a in ledger.unresolved()} == {waiting.key, unknown.key}
+    assert {a.key for a in ledger.unresolved([unknown.key, done.key])} == {unknown.key}
+    assert [a.key for a in ledger.in_flight()] == [flying.key]
+    assert [a.key for a in ledger.completed_unreported()] == [done.key]
+    assert {a.key for a in ledger.finished_unreported()} == {done.key, failed.key}
+    ledger.mark_reported([(done.key, 1)])
+    assert ledger.completed_unreported() == []
+    assert ledger.get(done.key, 1).reported
+
+
+def test_latest_filters_by_many_keys_in_chunks(ledger: Ledger) -> None:
+    batch = [request(f"prompt {i}") for i in range(1200)]
+    ledger.record_intents(batch, table_hash=TABLE_HASH, run_id=None, now=1.0)
+    wanted = [r.key for r in batch[::2]] + ["absent"]
+    assert set(ledger.latest(wanted)) == {r.key for r in batch[::2]}
+
+
+def test_media_is_recorded_replaced_and_read_back(ledger: Ledger) -> None:
+    created = intent(ledger)
+    first = MediaRecord(created.key, 1, "video", "/old/video.mp4", "a" * 64, 10)
+    second = MediaRecord(created.key, 1, "video", "/new/video.mp4", "b" * 64, 20)
+    thumb = MediaRecord(created.key, 1, "thumbnail", "/new/thumbnail.webp", "c" * 64, 5)
+    for record in (first, second, thumb):
+        ledger.record_media(record)
+    assert ledger.media(created.key, 1) == {"video": second, "thumbnail": thumb}
+
+
+def test_media_for_an_unknown_attempt_is_refused(ledger: Ledger) -> None:
+    with pytest.raises(UnknownAttemptError):
+        ledger.record_media(MediaRecord("nope", 1, "video", "/x", "a" * 64, 1))
+
+
+def test_attempts_frame_has_every_attempt_with_media_wide(ledger: Ledger) -> None:
+    created = intent(ledger)
+    ledger.mark_failed(created.key, 1, code="x", message="y", now=12.0)
+    ledger.start_retry(created.key, run_id="run-2", now=13.0)
+    ledger.record_media(MediaRecord(created.key, 2, "video", "/v.mp4", "a" * 64, 10))
+    frame = ledger.attempts_frame()
+    assert list(frame["attempt"]) == [1, 2]
+    for variant in MEDIA_VARIANTS:
+        assert {f"{variant}_path", f"{variant}_sha256", f"{variant}_bytes"} <= set(frame.columns)
+    assert frame.loc[1, "video_path"] == "/v.mp4"
+    assert frame.loc[1, "video_bytes"] == 10
+    assert frame["video_path"].isna().tolist() == [True, False]
+
+
+def test_attempts_frame_of_an_empty_ledger_has_the_media_columns(ledger: Ledger) -> None:
+    frame = ledger.attempts_frame()
+    assert len(frame) == 0
+    assert "spritesheet_sha256" in frame.columns
+
+
+def test_events_record_every_state_change_in_order_and_page(ledger: Ledger) -> None:
+    created = intent(ledger)
+    ledger.mark_sent(created.key, 1, sent_at=11.0)
+    ledger.mark_submitted(created.key, 1, video(), now=12.0)
+    ledger.update_video(created.key, 1, video(status="completed"), now=13.0)
+    events = ledger.events_since(0)
+    steps = [(e.from_state, e.to_state) for e in events]
+    assert steps == [
+        (None, AttemptState.INTENT),
+        (AttemptState.INTENT, AttemptState.INTENT),
+        (AttemptState.INTENT, AttemptState.SUBMITTED),
+        (AttemptState.SUBMITTED, AttemptState.COMPLETED),
+    ]
+    assert [e.event_id for e in events] == sorted(e.event_id for e in events)
+    assert ledger.events_since(events[1].event_id) == events[2:]
+    assert ledger.events_since(0, limit=1) == events[:1]
+
+
+def test_the_ledger_survives_a_restart(db: Path) -> None:
+    with Ledger.for_path(db) as first:
+        created = intent(first)
+        first.mark_submitted(created.key, 1, video(), now=12.0)
+    with Ledger.for_path(db) as reopened:
+        assert reopened.in_flight()[0].video_id == "video_1"
+
+
+def test_sqlite_ledger_uses_write_ahead_logging(ledger: Ledger, db: Path) -> None:
+    intent(ledger)
+    with sqlite3.connect(db) as raw:
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_repr_names_the_database_without_secrets(db: Path) -> None:
+    with Ledger(f"sqlite:///{db}") as opened:
+        assert repr(opened) == f"Ledger('sqlite:///{db}')"
+
+
+def test_threads_racing_to_record_one_intent_create_exactly_one_attempt(ledger: Ledger) -> None:
+    barrier = threading.Barrier(8)
+    results = []
+
+    def race(n: int) -> None:
+        barrier.wait()
+        results.append(
+            ledger.record_intent(request(), table_hash=TABLE_HASH, run_id=f"run-{n}", now=1.0)
+        )
+
+    threads = [threading.Thread(target=race, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len({(r.key, r.attempt, r.run_id) for r in results}) == 1
+    assert len(ledger.attempts_frame()) == 1
+
+
+def _claim_all(db: str, worker: int, count: int, start: Any, wins: Any) -> None:
+    """One process: claim every video id for its own replicate; count what it won."""
+    with Ledger.for_path(Path(db)) as own:
+        keys = [
+            own.record_intent(
+                request(f"prompt {i}", replicate=worker), table_hash=TABLE_HASH, run_id=None, now=1
+            ).key
+            for i in range(count)
+        ]
+        start.wait()
+        won = 0
+        for i, key in enumerate(keys):
+            try:
+                own.mark_submitted(key, 1, video(f"video_{i}"), now=2.0, adopted=True)
+                won += 1
+            except VideoAlreadyClaimedError:
+                pass
+        wins.put(won)
+
+
+def test_two_processes_racing_to_claim_the_same_videos_each_win_each_video_once(
+    db: Path,
+) -> None:
+    Ledger.for_path(db).close()
+    context = multiprocessing.get_context("fork")
+    start = context.Barrier(2)
+    wins = context.Queue()
+    count = 40
+    workers = [
+        context.Process(target=_claim_all, args=(str(db), worker, count, start, wins))
+        for worker in (1, 2)
+    ]
+    for process in workers:
+        process.start()
+    for process in workers:
+        process.join(timeout=120)
+    assert [p.exitcode for p in workers] == [0, 0]
+    assert wins.get() + wins.get() == count
+    with Ledger.for_path(db) as check:
+        claimed = [a for a in check.latest().values() if a.video_id is not None]
+        assert sorted(a.video_id for a in claimed) == sorted(f"video_{i}" for i in range(count))
+        assert len(claimed) == count
+
+
+def test_attempts_frame_reads_100k_attempts_in_bulk(
+    ledger: Ledger, record_property: pytest.RecordProperty
+) -> None:
+    batch = [request(f"prompt {i}", row=i + 1) for i in range(100_000)]
+    ledger.record_intents(batch, table_hash=TABLE_HASH, run_id="run-1", now=1.0)
+    started = time.perf_counter()
+    frame = ledger.attempts_frame()
+    seconds = time.perf_counter() - started
+    record_property("attempts_frame_100k_seconds", round(seconds, 2))
+    print(f"attempts_frame: {len(frame)} rows in {seconds:.2f} s")
+    assert len(frame) == 100_000
+    assert frame["key"].is_unique
+    assert set(frame["state"]) == {"intent"}
