@@ -201,8 +201,19 @@ class Ledger:
     """The submission ledger at one database URL; safe to share between processes."""
 
     def __init__(self, url: str) -> None:
-        self._engine = _engine(url)
-        _metadata.create_all(self._engine)
+        try:
+            parsed = sa.engine.make_url(url)
+        except sa.exc.ArgumentError:
+            # The message would echo the URL, and with it any password.
+            raise LedgerError("the ledger URL is not a valid SQLAlchemy URL") from None
+        try:
+            self._engine = _engine(parsed)
+            _metadata.create_all(self._engine)
+        except (sa.exc.NoSuchModuleError, ImportError) as exc:
+            raise LedgerError(f"no database driver for {parsed.drivername!r}: {exc}") from None
+        except sa.exc.OperationalError as exc:
+            where = parsed.render_as_string(hide_password=True)
+            raise LedgerError(f"cannot open the ledger at {where}: {exc.orig}") from None
 
     @classmethod
     def for_path(cls, path: Path) -> Ledger:
@@ -594,8 +605,7 @@ class Ledger:
         return _attempt(row)
 
 
-def _engine(url: str) -> Engine:
-    parsed = sa.engine.make_url(url)
+def _engine(parsed: sa.URL) -> Engine:
     if parsed.get_backend_name() != "sqlite":
         return sa.create_engine(parsed, pool_pre_ping=True)
     engine = sa.create_engine(

@@ -17,6 +17,7 @@ from remix_pipeline.ledger import (
     AttemptState,
     InvalidTransitionError,
     Ledger,
+    LedgerError,
     MediaRecord,
     UnknownAttemptError,
     VideoAlreadyClaimedError,
@@ -338,6 +339,26 @@ def test_sqlite_ledger_uses_write_ahead_logging(ledger: Ledger, db: Path) -> Non
 def test_repr_names_the_database_without_secrets(db: Path) -> None:
     with Ledger(f"sqlite:///{db}") as opened:
         assert repr(opened) == f"Ledger('sqlite:///{db}')"
+
+
+def test_an_invalid_url_is_a_clear_error_that_does_not_echo_it() -> None:
+    with pytest.raises(LedgerError) as caught:
+        Ledger("not a url :: hunter2")
+    assert "hunter2" not in str(caught.value)
+
+
+def test_an_unopenable_database_is_a_clear_error_without_the_password(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(LedgerError, match="cannot open the ledger") as caught:
+        Ledger(f"sqlite:///{blocker}/sub/ledger.db")
+    assert "Traceback" not in str(caught.value)
+
+
+def test_a_missing_driver_is_a_clear_error() -> None:
+    with pytest.raises(LedgerError, match="no database driver") as caught:
+        Ledger("nosuchdb://user:hunter2@host/db")
+    assert "hunter2" not in str(caught.value)
 
 
 def test_threads_racing_to_record_one_intent_create_exactly_one_attempt(ledger: Ledger) -> None:
