@@ -43,6 +43,8 @@ _OPTION_OF_FIELD = {
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    # A bad option is reported in one line (argparse would print the whole usage first).
+    parser.print_usage = lambda file=None: None  # type: ignore[method-assign]
     parser.add_argument("--host", default="127.0.0.1", help="Interface to listen on.")
     parser.add_argument("--port", type=int, default=8000, help="Port (0 picks a free one).")
     parser.add_argument("--db", type=Path, default=None, help="SQLite job store file.")

@@ -14,6 +14,7 @@ import openai
 import pytest
 from conftest import ConfigFactory, serving
 
+from remix_pipeline.cli import main
 from remix_pipeline.contract import ContentVariant
 
 KEY = "sk-test-0123456789abcdefghij"
@@ -172,11 +173,20 @@ def test_serve_prints_its_url_without_the_key_and_stops_cleanly_on_ctrl_c(
     assert "Traceback" not in err
 
 
-def test_serve_refuses_a_bad_option_in_one_line_with_exit_2(tmp_path: Path) -> None:
-    process = _serve("--error-rate", "2", "--db", str(tmp_path / "s.db"))
-    _out, err = process.communicate(timeout=20)
-    assert process.returncode == 2
-    assert err.strip().count("\n") == 0 and "--error-rate" in err
+@pytest.mark.parametrize(
+    "bad",
+    [["--error-rate", "2"], ["--rpm-limit", "0"], ["--port", "x"], ["--mode", "weird"]],
+)
+def test_serve_refuses_a_bad_option_in_one_line_with_exit_2(
+    bad: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    try:
+        code = main(["serve", "--db", str(tmp_path / "s.db"), *bad])
+    except SystemExit as exit_:
+        code = exit_.code
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip().count("\n") == 0 and bad[0] in err
 
 
 def test_serve_on_a_busy_port_says_so_in_one_line(tmp_path: Path) -> None:
