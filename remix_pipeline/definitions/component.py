@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
+from typing import Annotated
+
 import dagster as dg
 
 from remix_pipeline.definitions.build import build_experiment_definitions
-from remix_pipeline.experiment import ExperimentSettings
+from remix_pipeline.experiment import _NAME_PATTERN, ExperimentSettings
 
 
 class RemixExperiment(dg.Component, ExperimentSettings, dg.Resolvable):
@@ -32,8 +35,27 @@ class RemixExperiment(dg.Component, ExperimentSettings, dg.Resolvable):
               env: [OPENAI_API_KEY, OPENAI_BASE_URL]
     """
 
+    # Redeclared so that the YAML schema carries the rule: `dg check yaml` then rejects a bad
+    # name at its line, before anything is built (the settings validator still explains it).
+    name: Annotated[
+        str,
+        dg.Resolver.default(
+            description="Names the experiment's assets, partitions, sensors and schedule: "
+            "lowercase letters, digits and '_', starting with a letter (at most 40).",
+            examples=["sample", "noir_test"],
+            json_schema_extra={"pattern": f"^{_NAME_PATTERN.pattern}$"},
+        ),
+    ] = "sample"
+
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         settings = ExperimentSettings.model_validate(
             self.model_dump(include=set(ExperimentSettings.model_fields))
         )
-        return build_experiment_definitions(settings)
+        with warnings.catch_warnings():
+            # The submissions asset needs BackfillPolicy.single_run() so that one run submits
+            # a whole batch; Dagster marks that parameter beta. We rely on it knowingly, so
+            # the warning would only be noise in every user's `dg`/`dagster dev` output.
+            warnings.filterwarnings(
+                "ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning
+            )
+            return build_experiment_definitions(settings)
