@@ -1,0 +1,124 @@
+"""The fan-out and completion sensors, evaluated as the daemon would on a real instance."""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import dagster as dg
+import pytest
+from conftest import SAMPLE_ROWS, write_table
+
+from remix_pipeline.definitions import ExperimentRuntime, build_experiment_definitions
+from remix_pipeline.definitions.headless import HeadlessRunner
+from remix_pipeline.definitions.sensors import RANGE_END_TAG, RANGE_START_TAG
+from remix_pipeline.ledger import AttemptState
+from remix_pipeline.requests import read_request_table
+
+
+@pytest.fixture
+def defs(settings) -> dg.Definitions:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return build_experiment_definitions(settings)
+
+
+def tick(defs: dg.Definitions, instance: dg.DagsterInstance, name: str):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sensor = defs.get_sensor_def(name)
+        context = dg.build_sensor_context(instance_ref=instance.get_ref(), definitions=defs)
+        return sensor.evaluate_tick(context)
+
+
+def test_fanout_adds_a_partition_per_variant_and_requests_one_run_for_all(settings, defs, instance):
+    data = tick(defs, instance, "t_fanout_sensor")
+
+    keys = [r.key for r in read_request_table(settings.table_path).requests]
+    (added,) = data.dynamic_partitions_requests
+    assert list(added.partition_keys) == keys
+    submit_runs = [r for r in data.run_requests if r.tags.get(RANGE_START_TAG)]
+    assert len(submit_runs) == 1
+    assert (submit_runs[0].tags[RANGE_START_TAG], submit_runs[0].tags[RANGE_END_TAG]) == (
+        keys[0],
+        keys[-1],
+    )
+
+
+def test_fanout_requests_nothing_once_every_variant_has_a_job(settings, defs, instance):
+    HeadlessRunner(settings, instance, poll_seconds=0.1).run(timeout_seconds=60)
+
+    data = tick(defs, instance, "t_fanout_sensor")
+
+    assert not [r for r in data.run_requests if r.tags.get(RANGE_START_TAG)]
+    assert not data.dynamic_partitions_requests
+
+
+def test_fanout_requests_only_the_new_row_after_the_table_grows(settings, defs, instance):
+    HeadlessRunner(settings, instance, poll_seconds=0.1).run(timeout_seconds=60)
+    write_table(settings.table_path, [*SAMPLE_ROWS, "video_src_city,sepia,Tint it sepia,t,1"])
+
+    data = tick(defs, instance, "t_fanout_sensor")
+
+    new_key = read_request_table(settings.table_path).requests[-1].key
+    (added,) = data.dynamic_partitions_requests
+    assert list(added.partition_keys) == [new_key]
+    (submit,) = [r for r in data.run_requests if r.tags.get(RANGE_START_TAG)]
+    assert submit.tags[RANGE_START_TAG] == submit.tags[RANGE_END_TAG] == new_key
+
+
+def submit_everything(settings, defs, instance) -> None:
+    runner = HeadlessRunner(settings, instance)
+    runner.evaluate_sensor("t_fanout_sensor")
+    ledger = ExperimentRuntime(settings).ledger()
+    deadline = time.monotonic() + 30
+    while any(not a.is_terminal for a in ledger.latest().values()):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+        tick(defs, instance, "t_completion_sensor")  # polls; events deliberately not stored
+
+
+def test_completion_reports_each_finished_video_until_its_event_is_stored(settings, defs, instance):
+    submit_everything(settings, defs, instance)
+
+    first = tick(defs, instance, "t_completion_sensor")
+    again = tick(defs, instance, "t_completion_sensor")  # the same tick evaluated twice
+
+    assert len(first.asset_events) == 4
+    assert sorted(e.partition for e in again.asset_events) == sorted(
+        e.partition for e in first.asset_events
+    )  # nothing stored yet, so nothing is lost
+    for event in first.asset_events:
+        instance.report_runless_asset_event(event)  # the daemon stores the tick's events
+
+    after = tick(defs, instance, "t_completion_sensor")
+
+    assert after.asset_events == []
+    ledger = ExperimentRuntime(settings).ledger()
+    assert ledger.finished_unreported() == []
+
+
+def test_completion_events_carry_the_video_record(settings, defs, instance):
+    submit_everything(settings, defs, instance)
+
+    data = tick(defs, instance, "t_completion_sensor")
+
+    event = data.asset_events[0]
+    metadata = {k: v.value for k, v in event.metadata.items()}
+    assert metadata["state"] == AttemptState.COMPLETED.value
+    assert metadata["video"]["id"] == metadata["video_id"]
+    assert metadata["video"]["remixed_from_video_id"] == metadata["source_video_id"]
+    assert metadata["estimated_cost_usd"] > 0
+
+
+def test_completion_requests_a_media_run_when_videos_finish(settings, defs, instance):
+    runner = HeadlessRunner(settings, instance)
+    runner.evaluate_sensor("t_fanout_sensor")
+    deadline = time.monotonic() + 30
+    media_runs: list[dg.RunRequest] = []
+    while not media_runs:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+        media_runs = tick(defs, instance, "t_completion_sensor").run_requests
+
+    assert [list(r.asset_selection) for r in media_runs] == [[dg.AssetKey(["t", "media"])]]
