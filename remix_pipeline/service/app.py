@@ -319,8 +319,12 @@ async def _rendered(state: ServiceState, job: JobRecord) -> dict[ContentVariant,
         fps=state.config.media_fps,
     )
     lock = state.render_locks.setdefault(job.id, asyncio.Lock())
-    async with lock:
-        return await run_in_threadpool(render_media, spec, state.config.media_cache_dir)
+    try:
+        async with lock:
+            return await run_in_threadpool(render_media, spec, state.config.media_cache_dir)
+    finally:
+        if not lock.locked():
+            state.render_locks.pop(job.id, None)
 
 
 async def remix_video(request: Request) -> Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import httpx
@@ -282,6 +283,18 @@ async def test_content_is_the_rendered_media_with_its_content_type(
     )
     expected = media.render_media(spec, tmp_path / "independent")
     assert response.content == expected[variant].read_bytes()
+
+
+async def test_concurrent_first_downloads_agree_and_leave_no_lock_behind(
+    app_client: Client, clock: FakeClock
+) -> None:
+    pytest.importorskip("remix_pipeline.service.media")
+    video = await _completed(app_client, clock)
+    url = f"/v1/videos/{video['id']}/content"
+    responses = await asyncio.gather(*(app_client.get(url) for _ in range(4)))
+    assert {r.status_code for r in responses} == {200}
+    assert len({r.content for r in responses}) == 1
+    assert app_client.app.state.service.render_locks == {}  # type: ignore[attr-defined]
 
 
 # remix, edit, extension ----------------------------------------------------------------------
