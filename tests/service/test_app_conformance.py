@@ -65,7 +65,11 @@ ids = st.one_of(
     st.just("video_" + "0" * 32),
 )
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | junk_text,
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | junk_text,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(junk_text, inner, max_size=3),
     max_leaves=5,
 )
