@@ -1,0 +1,41 @@
+"""The lineage table's file handling and chain tracing."""
+
+from pathlib import Path
+
+import pandas as pd
+
+from remix_pipeline.lineage import read_lineage, trace, write_parquet_atomically
+
+
+def test_parquet_is_replaced_whole_and_leaves_no_temporary_file(tmp_path: Path):
+    target = tmp_path / "out" / "lineage.parquet"
+    write_parquet_atomically(pd.DataFrame({"a": [1, 2]}), str(target))
+    write_parquet_atomically(pd.DataFrame({"a": [3]}), str(target))
+
+    assert read_lineage(str(target))["a"].tolist() == [3]
+    assert [p.name for p in target.parent.iterdir()] == ["lineage.parquet"]
+
+
+def test_trace_follows_a_multi_generation_chain_back_to_the_root():
+    frame = pd.DataFrame(
+        [
+            {"video_id": "video_b", "source_video_id": "video_a", "prompt": "second"},
+            {"video_id": "video_c", "source_video_id": "video_b", "prompt": "third"},
+        ]
+    )
+
+    chain = trace(frame, "video_c")
+
+    assert [step["video_id"] for step in chain] == ["video_c", "video_b", "video_a"]
+    assert chain[-1]["root"] is True
+
+
+def test_trace_stops_on_a_cycle():
+    frame = pd.DataFrame(
+        [
+            {"video_id": "video_a", "source_video_id": "video_b"},
+            {"video_id": "video_b", "source_video_id": "video_a"},
+        ]
+    )
+
+    assert [step["video_id"] for step in trace(frame, "video_a")] == ["video_a", "video_b"]

@@ -1,0 +1,199 @@
+"""Exactly-once submission against the real embedded service and a real SQLite ledger."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from remix_pipeline.client import ClientSettings, VideosClient
+from remix_pipeline.experiment import UnknownOutcomePolicy
+from remix_pipeline.ledger import AttemptState, Ledger
+from remix_pipeline.requests import VariantRequest, variant_key
+from remix_pipeline.service import FaultConfig, ServiceConfig, embedded_transport
+from remix_pipeline.submission import UNRESOLVED_CODE, Action, submit_variants
+
+SOURCE = "video_src_harbor"
+
+
+def requests(count: int) -> list[VariantRequest]:
+    return [
+        VariantRequest(
+            key=variant_key(SOURCE, f"prompt {i}", 1),
+            source_video_id=SOURCE,
+            prompt=f"prompt {i}",
+            prompt_sha256="0" * 64,
+            variant=f"v{i}",
+            experiment="t",
+            replicate=1,
+            row_number=i + 1,
+        )
+        for i in range(count)
+    ]
+
+
+def service(tmp_path: Path, **faults: object) -> ServiceConfig:
+    return ServiceConfig(
+        db_path=tmp_path / "service.db",
+        queued_seconds=0.05,
+        run_seconds=0.2,
+        faults=FaultConfig(**faults),
+    )
+
+
+class LosesRemixes(httpx.AsyncBaseTransport):
+    """A network that loses the first `lose` remix requests before they reach the server."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, lose: int) -> None:
+        self.inner = inner
+        self.lose = lose
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and request.url.path.endswith("/remix") and self.lose:
+            self.lose -= 1
+            raise httpx.ReadTimeout("lost on the way", request=request)
+        return await self.inner.handle_async_request(request)
+
+
+def remote_client(config: ServiceConfig, lose: int = 0) -> VideosClient:
+    """A client that treats the service as a remote server (its listing is not conclusive)."""
+    transport = LosesRemixes(embedded_transport(config), lose)
+    return VideosClient.from_settings(
+        ClientSettings(base_url="http://remote.invalid/v1"), transport=transport
+    )
+
+
+async def remix_jobs(config: ServiceConfig) -> list[str]:
+    async with VideosClient.from_settings(ClientSettings(), embedded=config) as client:
+        return [v.prompt or "" async for v in client.list() if v.remixed_from_video_id]
+
+
+async def test_dropped_responses_are_adopted_and_nothing_is_paid_twice(tmp_path):
+    config = service(tmp_path, drop_rate=0.4, seed=3)
+    ledger = Ledger.for_path(tmp_path / "ledger.db")
+    batch = requests(30)
+
+    async with VideosClient.from_settings(ClientSettings(), embedded=config) as client:
+        outcomes = await submit_variants(
+            batch, ledger=ledger, client=client, table_hash="h", run_id="r1"
+        )
+
+    jobs = await remix_jobs(config)
+    assert sorted(jobs) == sorted(r.prompt for r in batch)
+    adopted = [o for o in outcomes if o.action is Action.ADOPTED]
+    assert adopted, "with 40% of responses dropped, some jobs must have been adopted"
+    assert all(o.attempt.adopted for o in adopted)
+    assert len(ledger.claimed_video_ids()) == 30
+
+
+async def test_unknown_outcome_with_no_matching_job_fails_under_the_fail_policy(tmp_path):
+    config = service(tmp_path)
+    ledger = Ledger.for_path(tmp_path / "ledger.db")
+
+    async with remote_client(config, lose=1) as client:
+        (outcome,) = await submit_variants(
+            requests(1), ledger=ledger, client=client, table_hash="h", run_id="r1"
+        )
+
+    assert outcome.action is Action.FAILED
+    assert outcome.attempt.state is AttemptState.FAILED
+    assert outcome.attempt.error_code == UNRESOLVED_CODE
+    assert await remix_jobs(config) == []
+
+
+async def test_unknown_outcome_with_no_matching_job_is_sent_again_under_resubmit(tmp_path):
+    config = service(tmp_path)
+    ledger = Ledger.for_path(tmp_path / "ledger.db")
+
+    async with remote_client(config, lose=1) as client:
+        (outcome,) = await submit_variants(
+            requests(1),
+            ledger=ledger,
+            client=client,
+            table_hash="h",
+            run_id="r1",
+            policy=UnknownOutcomePolicy.RESUBMIT,
+        )
+
+    assert outcome.action is Action.SUBMITTED
+    assert await remix_jobs(config) == ["prompt 0"]
+
+
+async def test_an_intent_owned_by_a_live_run_is_left_alone(tmp_path):
+    config = service(tmp_path)
+    ledger = Ledger.for_path(tmp_path / "ledger.db")
+    (request,) = requests(1)
+    ledger.record_intent(request, table_hash="h", run_id="other", now=0.0)
+    ledger.mark_sent(request.key, 1, sent_at=1.0)
+
+    async with VideosClient.from_settings(ClientSettings(), embedded=config) as client:
+        (outcome,) = await submit_variants(
+            [request],
+            ledger=ledger,
+            client=client,
+            table_hash="h",
+            run_id="mine",
+            owner_gone=lambda attempt: False,
+        )
+
+    assert outcome.action is Action.BUSY
+    assert await remix_jobs(config) == []
+
+
+async def test_an_intent_never_sent_by_a_dead_run_is_sent_once(tmp_path):
+    config = service(tmp_path)
+    ledger = Ledger.for_path(tmp_path / "ledger.db")
+    (request,) = requests(1)
+    ledger.record_intent(request, table_hash="h", run_id="dead", now=0.0)
+
+    async with remote_client(config) as client:
+        (outcome,) = await submit_variants(
+            [request], ledger=ledger, client=client, table_hash="h", run_id="mine"
+        )
+
+    assert outcome.action is Action.SUBMITTED
+    assert await remix_jobs(config) == ["prompt 0"]
+
+
+async def test_a_job_created_before_a_crash_is_adopted_not_paid_again(tmp_path):
+    config = service(tmp_path)
+    ledger = Ledger.for_path(tmp_path / "ledger.db")
+    (request,) = requests(1)
+    attempt = ledger.record_intent(request, table_hash="h", run_id="dead", now=0.0)
+    async with remote_client(config) as client:
+        ledger.mark_sent(request.key, attempt.attempt, sent_at=time.time())
+        created = await client.remix(SOURCE, request.prompt)  # then the process "died"
+
+        (outcome,) = await submit_variants(
+            [request], ledger=ledger, client=client, table_hash="h", run_id="mine"
+        )
+
+    assert outcome.action is Action.ADOPTED
+    assert outcome.attempt.video_id == created.id
+    assert await remix_jobs(config) == ["prompt 0"]
+
+
+@pytest.mark.parametrize("source", ["video_missing_source"])
+async def test_a_source_the_server_does_not_know_fails_with_the_servers_message(tmp_path, source):
+    config = service(tmp_path)
+    ledger = Ledger.for_path(tmp_path / "ledger.db")
+    request = VariantRequest(
+        key=variant_key(source, "p", 1),
+        source_video_id=source,
+        prompt="p",
+        prompt_sha256="0" * 64,
+        variant="v",
+        experiment="t",
+        replicate=1,
+        row_number=1,
+    )
+
+    async with VideosClient.from_settings(ClientSettings(), embedded=config) as client:
+        (outcome,) = await submit_variants(
+            [request], ledger=ledger, client=client, table_hash="h", run_id="r"
+        )
+
+    assert outcome.action is Action.FAILED
+    assert source in (outcome.attempt.error_message or "")
