@@ -1,0 +1,274 @@
+"""`dagster dev -w workspace.yaml` serves the sample experiment, checked over its GraphQL API.
+
+The repository's workspace.yaml and sample/ project are copied, unchanged, into a temporary
+folder beside a one-row request table, so the daemon's runs write their state and media
+there and never into the working tree. One `dagster dev` (webserver, daemon, code server)
+serves every test of this module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DAGSTER = Path(sys.executable).parent / "dagster"
+LOCATION = "remix_sample"
+START_TIMEOUT_SECONDS = 120.0
+TICK_TIMEOUT_SECONDS = 60.0
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+OUR_CODE = ("remix_pipeline", "remix_sample")
+
+WORKSPACE_QUERY = """
+query {
+  workspaceOrError {
+    __typename
+    ... on PythonError { message }
+    ... on Workspace {
+      locationEntries {
+        name
+        loadStatus
+        locationOrLoadError {
+          __typename
+          ... on PythonError { message }
+          ... on RepositoryLocation {
+            repositories {
+              name
+              assetNodes {
+                assetKey { path }
+                assetChecksOrError { ... on AssetChecks { checks { name } } }
+              }
+              sensors { name sensorState { status } }
+              schedules { name cronSchedule scheduleState { status } }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+"""
+
+TICKS_QUERY = """
+query Ticks($selector: RepositorySelector!) {
+  sensorsOrError(repositorySelector: $selector) {
+    ... on Sensors { results { name sensorState { ticks(limit: 5) { status error { message } } } } }
+  }
+}
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _default_signals() -> None:
+    """The server must stop on SIGTERM even if this test runner ignores it."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@dataclass
+class DagsterDev:
+    url: str
+    log_path: Path
+    _workspace: dict[str, Any] | None = None
+    _ticks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        response = httpx.post(
+            f"{self.url}/graphql", json={"query": query, "variables": variables or {}}, timeout=30
+        )
+        response.raise_for_status()
+        body = response.json()
+        assert "errors" not in body, body["errors"]
+        return body["data"]
+
+    def location_entry(self) -> dict[str, Any]:
+        if self._workspace is None:
+            self._workspace = self.graphql(WORKSPACE_QUERY)["workspaceOrError"]
+        assert self._workspace["__typename"] == "Workspace", self._workspace
+        (entry,) = [e for e in self._workspace["locationEntries"] if e["name"] == LOCATION]
+        return entry
+
+    def repository(self) -> dict[str, Any]:
+        location = self.location_entry()["locationOrLoadError"]
+        assert location["__typename"] == "RepositoryLocation", location
+        (repository,) = location["repositories"]
+        return repository
+
+    def sensor_ticks(self, names: set[str]) -> dict[str, list[dict[str, Any]]]:
+        """The daemon's ticks of the named sensors, once each has ticked at least once."""
+        if names <= {n for n, ticks in self._ticks.items() if ticks}:
+            return self._ticks
+        selector = {"repositoryName": "__repository__", "repositoryLocationName": LOCATION}
+        deadline = time.monotonic() + TICK_TIMEOUT_SECONDS
+        while True:
+            results = self.graphql(TICKS_QUERY, {"selector": selector})["sensorsOrError"]
+            self._ticks = {r["name"]: r["sensorState"]["ticks"] for r in results["results"]}
+            if names <= {n for n, ticks in self._ticks.items() if ticks}:
+                return self._ticks
+            if time.monotonic() > deadline:
+                pytest.fail(f"the daemon never ticked {names}; ticks: {self._ticks}")
+            time.sleep(1)
+
+    def output(self) -> str:
+        return ANSI.sub("", self.log_path.read_text(errors="replace"))
+
+
+def _wait_until_loaded(server: DagsterDev, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"dagster dev exited with {process.returncode}:\n{server.output()}")
+        try:
+            entries = server.graphql(
+                "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
+            )["workspaceOrError"]
+        except httpx.HTTPError:
+            entries = None
+        statuses = {e["name"]: e["loadStatus"] for e in (entries or {}).get("locationEntries", [])}
+        if statuses.get(LOCATION) == "LOADED":
+            return
+        time.sleep(0.5)
+    pytest.fail(f"dagster dev did not load {LOCATION}:\n{server.output()}")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop dagster dev and everything it started (webserver, daemon, code server, runs)."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=30)
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def dagster_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterDev]:
+    root = tmp_path_factory.mktemp("checkout")
+    shutil.copy(REPO / "workspace.yaml", root / "workspace.yaml")
+    shutil.copytree(REPO / "sample", root / "sample", ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "data").mkdir()
+    (root / "data" / "requests.csv").write_text(
+        "source_video_id,variant,prompt\nvideo_src_harbor,storm,Turn the harbor stormy\n"
+    )
+    state = root / ".remix-pipeline"
+    home = state / "dagster_home"
+    home.mkdir(parents=True)
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\nnux:\n  enabled: false\n")
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "REMIX_PIPELINE_HOME": str(state),
+        "PYTHONUNBUFFERED": "1",
+    }
+    for name in ("OPENAI_BASE_URL", "OPENAI_API_KEY"):
+        env.pop(name, None)
+    port = _free_port()
+    log_path = root / "dagster-dev.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [str(DAGSTER), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+            cwd=root,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            process_group=0,
+            preexec_fn=_default_signals,
+        )
+    server = DagsterDev(url=f"http://127.0.0.1:{port}", log_path=log_path)
+    try:
+        _wait_until_loaded(server, process)
+        yield server
+    finally:
+        _stop(process)
+
+
+def test_workspace_loads_the_sample_location_without_error(dagster_dev: DagsterDev) -> None:
+    entry = dagster_dev.location_entry()
+    assert entry["loadStatus"] == "LOADED"
+    assert entry["locationOrLoadError"]["__typename"] == "RepositoryLocation"
+
+
+def test_location_serves_the_sample_experiments_assets(dagster_dev: DagsterDev) -> None:
+    keys = {"/".join(node["assetKey"]["path"]) for node in dagster_dev.repository()["assetNodes"]}
+    assert keys == {
+        "sample/request_table",
+        "sample/submissions",
+        "sample/videos",
+        "sample/media",
+        "sample/lineage",
+    }
+
+
+def test_lineage_asset_carries_the_three_checks(dagster_dev: DagsterDev) -> None:
+    checks = {
+        "/".join(node["assetKey"]["path"]): {
+            c["name"] for c in node["assetChecksOrError"]["checks"]
+        }
+        for node in dagster_dev.repository()["assetNodes"]
+    }
+    assert checks.pop("sample/lineage") == {
+        "every_variant_has_terminal_record",
+        "remixed_from_matches_source",
+        "failure_rate_below_threshold",
+    }
+    assert not any(checks.values())
+
+
+def test_sensors_and_schedule_are_running_by_default(dagster_dev: DagsterDev) -> None:
+    repository = dagster_dev.repository()
+    sensors = {s["name"]: s["sensorState"]["status"] for s in repository["sensors"]}
+    schedules = {
+        s["name"]: (s["cronSchedule"], s["scheduleState"]["status"])
+        for s in repository["schedules"]
+    }
+    assert sensors == {
+        "sample_fanout_sensor": "RUNNING",
+        "sample_completion_sensor": "RUNNING",
+        "sample_automation_sensor": "RUNNING",
+    }
+    assert schedules == {"sample_refresh": ("0 6 * * *", "RUNNING")}
+
+
+def test_daemon_evaluates_the_sensors_without_failing(dagster_dev: DagsterDev) -> None:
+    ticks = dagster_dev.sensor_ticks({"sample_fanout_sensor", "sample_completion_sensor"})
+    for name in ("sample_fanout_sensor", "sample_completion_sensor"):
+        assert ticks[name], name
+        failures = [t["error"] for t in ticks[name] if t["status"] == "FAILURE"]
+        assert not failures, (name, failures)
+
+
+def test_output_has_no_error_and_no_warning_from_our_code(dagster_dev: DagsterDev) -> None:
+    dagster_dev.sensor_ticks({"sample_fanout_sensor", "sample_completion_sensor"})
+    lines = dagster_dev.output().splitlines()
+    assert any("Serving dagster-webserver" in line for line in lines)
+    errors = [line for line in lines if " - ERROR - " in line or "Traceback" in line]
+    assert not errors, "\n".join(errors)
+    ours = [
+        line
+        for line in lines
+        if re.search(r"Warning\b|WARNING", line) and any(name in line for name in OUR_CODE)
+    ]
+    assert not ours, "\n".join(ours)
