@@ -1,0 +1,54 @@
+"""The refresh schedule retries variants that failed for a retryable reason."""
+
+from __future__ import annotations
+
+import warnings
+
+import dagster as dg
+from conftest import write_service_settings
+
+from remix_pipeline.definitions.headless import HeadlessRunner
+from remix_pipeline.definitions.runtime import RETRY_FAILED_TAG
+from remix_pipeline.experiment import ExperimentSettings
+from remix_pipeline.lineage import read_lineage
+
+
+def test_refresh_retries_failed_generations_and_the_lineage_keeps_every_attempt(
+    project, settings, instance
+):
+    write_service_settings(project / ".remix-pipeline", faults={"failure_rate": 1.0})
+    HeadlessRunner(settings, instance, poll_seconds=0.1).run(timeout_seconds=60)
+    write_service_settings(project / ".remix-pipeline")
+    scheduled = ExperimentSettings(**{**settings.model_dump(), "refresh_cron": "0 * * * *"})
+    runner = HeadlessRunner(scheduled, instance, poll_seconds=0.1)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        schedule = runner.defs.get_schedule_def("t_refresh")
+        (request,) = schedule.evaluate_tick(
+            dg.build_schedule_context(instance=instance)
+        ).run_requests
+    assert request.tags[RETRY_FAILED_TAG] == "true"
+    runner.execute(list(request.asset_selection or []), dict(request.tags))
+    summary = runner.run(timeout_seconds=60)
+
+    frame = read_lineage(summary.lineage_path)
+    assert len(frame) == 8  # four variants, two attempts each
+    first, second = frame[frame["attempt"] == 1], frame[frame["attempt"] == 2]
+    assert set(first["error_code"]) == {"generation_failed"}
+    assert set(second["state"]) == {"completed"}
+
+
+def test_refresh_skips_when_every_variant_has_a_final_outcome(project, settings, instance):
+    write_service_settings(project / ".remix-pipeline", faults={"moderation_terms": ["noir"]})
+    HeadlessRunner(settings, instance, poll_seconds=0.1).run(timeout_seconds=60)
+    scheduled = ExperimentSettings(**{**settings.model_dump(), "refresh_cron": "0 * * * *"})
+    runner = HeadlessRunner(scheduled, instance)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        data = runner.defs.get_schedule_def("t_refresh").evaluate_tick(
+            dg.build_schedule_context(instance=instance)
+        )
+
+    assert data.run_requests == []  # moderation failures are not paid for again
