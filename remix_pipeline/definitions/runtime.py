@@ -96,6 +96,12 @@ class ExperimentRuntime:
         return f"{self.settings.resolved_output_dir.rstrip('/')}/lineage.parquet"
 
 
+def sensor_status(settings: ExperimentSettings) -> dg.DefaultSensorStatus:
+    if settings.automation_running:
+        return dg.DefaultSensorStatus.RUNNING
+    return dg.DefaultSensorStatus.STOPPED
+
+
 def process_tags() -> dict[str, str]:
     return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
 

@@ -7,9 +7,12 @@ from remix_pipeline.definitions.runtime import (
     ExperimentRuntime,
     is_retryable,
 )
-from remix_pipeline.definitions.sensors import needs_submission, partition_range_request
+from remix_pipeline.definitions.sensors import (
+    needs_submission,
+    partition_range_request,
+    read_table_state,
+)
 from remix_pipeline.ledger import AttemptState
-from remix_pipeline.requests import TableUnreadableError, read_request_table
 
 
 def build_refresh_schedule(runtime: ExperimentRuntime) -> dg.ScheduleDefinition | None:
@@ -29,20 +32,16 @@ def build_refresh_schedule(runtime: ExperimentRuntime) -> dg.ScheduleDefinition 
         description="Submits new and changed rows and retries variants that failed retryably.",
     )
     def refresh(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
-        try:
-            table = read_request_table(settings.table_path, strict=settings.strict)
-        except TableUnreadableError as exc:
-            return dg.SkipReason(f"request table unreadable: {exc}")
-        table_keys = list(dict.fromkeys(r.key for r in table.requests))
         instance = context.instance
-        existing = instance.get_dynamic_partitions(keys.partitions.name)
-        new = [k for k in table_keys if k not in set(existing)]
-        if new:
-            instance.add_dynamic_partitions(keys.partitions.name, new)
-        latest = runtime.ledger().latest(table_keys)
+        state = read_table_state(runtime, instance)
+        if isinstance(state, dg.SkipReason):
+            return state
+        if state.new_partitions:
+            instance.add_dynamic_partitions(keys.partitions.name, state.new_partitions)
+        latest = state.latest
         needed = [
             k
-            for k in table_keys
+            for k in state.keys
             if needs_submission(latest.get(k), instance)
             or (latest[k].state is AttemptState.FAILED and is_retryable(latest[k]))
         ]
@@ -50,7 +49,7 @@ def build_refresh_schedule(runtime: ExperimentRuntime) -> dg.ScheduleDefinition 
             return dg.SkipReason("every variant has a job or a final outcome")
         return partition_range_request(
             runtime,
-            existing + new,
+            state.partitions,
             needed,
             run_key=None,
             extra_tags={RETRY_FAILED_TAG: "true"},

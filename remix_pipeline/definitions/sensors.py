@@ -6,6 +6,7 @@ killed half-way, a restarted daemon or a tick evaluated twice neither loses nor 
 
 import hashlib
 import time
+from dataclasses import dataclass
 
 import dagster as dg
 
@@ -15,9 +16,10 @@ from remix_pipeline.definitions.runtime import (
     STEP_TAG,
     ExperimentRuntime,
     run_is_gone,
+    sensor_status,
 )
 from remix_pipeline.ledger import Attempt, AttemptState
-from remix_pipeline.requests import TableUnreadableError, read_request_table
+from remix_pipeline.requests import RequestTable, TableUnreadableError, read_request_table
 from remix_pipeline.tracking import poll_in_flight
 
 # Stay well inside the 60 s sensor evaluation timeout; what is left is done next tick.
@@ -103,6 +105,38 @@ def needs_submission(attempt: Attempt | None, instance: dg.DagsterInstance) -> b
     return False
 
 
+@dataclass(frozen=True)
+class TableState:
+    """The table's variants set against the partitions and the ledger."""
+
+    table: RequestTable
+    keys: list[str]  # table order, no duplicates
+    partitions: list[str]  # existing partitions, then the new ones
+    new_partitions: list[str]
+    latest: dict[str, Attempt]
+
+
+def read_table_state(
+    runtime: ExperimentRuntime, instance: dg.DagsterInstance
+) -> TableState | dg.SkipReason:
+    settings = runtime.settings
+    try:
+        table = read_request_table(settings.table_path, strict=settings.strict)
+    except TableUnreadableError as exc:
+        return dg.SkipReason(f"request table unreadable: {exc}")
+    keys = list(dict.fromkeys(r.key for r in table.requests))
+    existing = instance.get_dynamic_partitions(runtime.keys.partitions.name)
+    known = set(existing)
+    new_partitions = [k for k in keys if k not in known]
+    return TableState(
+        table=table,
+        keys=keys,
+        partitions=existing + new_partitions,
+        new_partitions=new_partitions,
+        latest=runtime.ledger().latest(keys),
+    )
+
+
 def build_fanout_sensor(runtime: ExperimentRuntime) -> dg.SensorDefinition:
     settings, keys = runtime.settings, runtime.keys
 
@@ -110,24 +144,15 @@ def build_fanout_sensor(runtime: ExperimentRuntime) -> dg.SensorDefinition:
         name=f"{settings.name}_fanout_sensor",
         minimum_interval_seconds=settings.poll_interval_seconds,
         asset_selection=[keys.request_table, keys.submissions],
-        default_status=(
-            dg.DefaultSensorStatus.RUNNING
-            if settings.automation_running
-            else dg.DefaultSensorStatus.STOPPED
-        ),
+        default_status=sensor_status(settings),
         description="Adds a partition per new variant in the table and requests one run for them.",
     )
     def fanout_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-        try:
-            table = read_request_table(settings.table_path, strict=settings.strict)
-        except TableUnreadableError as exc:
-            return dg.SkipReason(f"request table unreadable: {exc}")
-        table_keys = list(dict.fromkeys(r.key for r in table.requests))
-        existing = context.instance.get_dynamic_partitions(keys.partitions.name)
-        known = set(existing)
-        new_partitions = [k for k in table_keys if k not in known]
-        latest = runtime.ledger().latest(table_keys)
-        needed = [k for k in table_keys if needs_submission(latest.get(k), context.instance)]
+        state = read_table_state(runtime, context.instance)
+        if isinstance(state, dg.SkipReason):
+            return state
+        table, new_partitions = state.table, state.new_partitions
+        needed = [k for k in state.keys if needs_submission(state.latest.get(k), context.instance)]
 
         run_requests: list[dg.RunRequest] = []
         if context.cursor != table.content_hash:
@@ -142,7 +167,7 @@ def build_fanout_sensor(runtime: ExperimentRuntime) -> dg.SensorDefinition:
             run_requests.append(
                 partition_range_request(
                     runtime,
-                    existing + new_partitions,
+                    state.partitions,
                     needed,
                     run_key=submission_run_key(context.instance, runtime, needed),
                 )
@@ -217,11 +242,7 @@ def build_completion_sensor(runtime: ExperimentRuntime) -> dg.SensorDefinition:
         name=f"{settings.name}_completion_sensor",
         minimum_interval_seconds=settings.poll_interval_seconds,
         asset_selection=[keys.media],
-        default_status=(
-            dg.DefaultSensorStatus.RUNNING
-            if settings.automation_running
-            else dg.DefaultSensorStatus.STOPPED
-        ),
+        default_status=sensor_status(settings),
         description=(
             "Polls in-flight jobs in bulk, reports finished videos and requests their download."
         ),
@@ -259,9 +280,5 @@ def build_automation_sensor(runtime: ExperimentRuntime) -> dg.AutomationConditio
     return dg.AutomationConditionSensorDefinition(
         name=f"{runtime.settings.name}_automation_sensor",
         target=[runtime.keys.lineage],
-        default_status=(
-            dg.DefaultSensorStatus.RUNNING
-            if runtime.settings.automation_running
-            else dg.DefaultSensorStatus.STOPPED
-        ),
+        default_status=sensor_status(runtime.settings),
     )
