@@ -202,7 +202,5 @@ class HeadlessRunner:
         return summary
 
     def _unreported(self) -> bool:
-        return any(
-            a.key in set(self.instance.get_dynamic_partitions(self.runtime.keys.partitions.name))
-            for a in self.runtime.ledger().finished_unreported()
-        )
+        partitions = set(self.instance.get_dynamic_partitions(self.runtime.keys.partitions.name))
+        return any(a.key in partitions for a in self.runtime.ledger().finished_unreported())
