@@ -1,0 +1,96 @@
+"""The pipeline as users run it: `remix-pipeline run` in its own project directory, against a
+served Videos API named by OPENAI_BASE_URL, with its own state home and Dagster home."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+
+from benchmarks.contenders import BENCH_KEY
+from benchmarks.variants import Variant, write_request_table
+from remix_pipeline.lineage import read_lineage
+
+
+class PipelineFailed(RuntimeError):
+    """`remix-pipeline run` did not finish; its log is named in the message."""
+
+
+@dataclass(frozen=True)
+class PipelineOutcome:
+    completed: int
+    failed: int
+    seconds: float
+    dagster_runs: int
+    lineage_path: Path
+
+
+def project_env(project: Path, url: str) -> dict[str, str]:
+    """The environment of a user's shell in `project`, pointed at the served service."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "DAGSTER_"))}
+    home = project / ".remix-pipeline"
+    env.update(
+        REMIX_PIPELINE_HOME=str(home),
+        DAGSTER_HOME=str(home / "dagster_home"),
+        OPENAI_BASE_URL=url,
+        OPENAI_API_KEY=BENCH_KEY,
+    )
+    return env
+
+
+def run_pipeline(
+    url: str, rows: list[Variant], project: Path, *, name: str = "bench", timeout: float = 3600
+) -> PipelineOutcome:
+    table = write_request_table(project / "data" / "requests.csv", rows)
+    env = project_env(project, url)
+    command = [
+        sys.executable,
+        "-m",
+        "remix_pipeline.cli",
+        "run",
+        "--table",
+        str(table),
+        "--name",
+        name,
+        "--timeout",
+        f"{timeout:g}",
+    ]
+    log = project / "run.log"
+    started = time.perf_counter()
+    with log.open("w") as handle:
+        finished = subprocess.run(
+            command, cwd=project, env=env, stdout=handle, stderr=subprocess.STDOUT, check=False
+        )
+    seconds = time.perf_counter() - started
+    if finished.returncode != 0:
+        raise PipelineFailed(f"remix-pipeline run exited {finished.returncode}; see {log}")
+    lineage_path = project / "data" / "output" / name / "lineage.parquet"
+    frame = read_lineage(str(lineage_path))
+    latest = frame.sort_values(["key", "attempt"]).groupby("key").tail(1)
+    states = latest["state"].value_counts().to_dict()
+    return PipelineOutcome(
+        completed=int(states.get("completed", 0)),
+        failed=int(states.get("failed", 0)),
+        seconds=seconds,
+        dagster_runs=count_runs(Path(env["DAGSTER_HOME"])),
+        lineage_path=lineage_path,
+    )
+
+
+def count_runs(dagster_home: Path) -> int:
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        return instance.get_runs_count()
+
+
+def import_seconds() -> float:
+    """What a fresh `remix-pipeline run` pays before any work: importing Dagster and the
+    pipeline's definitions."""
+    command = [sys.executable, "-c", "import remix_pipeline.definitions.headless"]
+    started = time.perf_counter()
+    subprocess.run(command, check=True)
+    return time.perf_counter() - started

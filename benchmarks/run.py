@@ -1,0 +1,151 @@
+"""One command for every benchmark: `python -m benchmarks.run [--quick]`.
+
+Serves the embedded Videos API on loopback ports (a fresh `remix-pipeline serve` with the same
+settings for every contender), runs the workloads, prints a table and writes RESULTS.md.
+A workload that fails is reported as a row saying so; the others still run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as `python benchmarks/run.py`
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import machine
+from benchmarks.end_to_end import end_to_end
+from benchmarks.lineage_build import lineage_build
+from benchmarks.partition_runs import partition_runs
+from benchmarks.pipeline import import_seconds
+from benchmarks.plan import FULL, QUICK, Plan
+from benchmarks.rate_limit import rate_limit
+from benchmarks.report import WORKLOADS, Report, Row
+from benchmarks.sensor_tick import sensor_tick
+from benchmarks.service_alone import service_alone
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+
+Workload = Callable[[Plan, Path, Report], None]
+STEPS: list[tuple[tuple[str, ...], Workload]] = [
+    (("1", "2", "4"), end_to_end),
+    (("3",), sensor_tick),
+    (("4",), partition_runs),
+    (("5",), lineage_build),
+    (("6",), rate_limit),
+    (("7",), service_alone),
+]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small N, short jobs (CI smoke)")
+    parser.add_argument(
+        "--only", default=None, help="comma-separated workload numbers, e.g. 3,5 (default all)"
+    )
+    parser.add_argument("--output", type=Path, default=RESULTS, help="where RESULTS.md goes")
+    parser.add_argument(
+        "--workdir", type=Path, default=None, help="keep servers' and projects' files here"
+    )
+    return parser
+
+
+def run_workloads(plan: Plan, workdir: Path, only: set[str] | None) -> Report:
+    report = Report()
+    for numbers, step in STEPS:
+        if only is not None and not only.intersection(numbers):
+            continue
+        started = time.perf_counter()
+        try:
+            step(plan, workdir, report)
+        except Exception as exc:
+            traceback.print_exc()
+            reason = f"{type(exc).__name__}: {str(exc)[:200]}"
+            for number in numbers:
+                report.add(Row(number, f"{step.__name__} failed", "", None, "", "", reason))
+        print(f"-- {step.__name__}: {time.perf_counter() - started:.0f} s", flush=True)
+    return report
+
+
+def render_results(plan: Plan, report: Report, started: str, load: tuple[str, str]) -> str:
+    mode = "quick (CI smoke test; sizes too small to mean anything)" if plan.quick else "full"
+    lines = [
+        "# Benchmark results",
+        "",
+        "Written by `python -m benchmarks.run"
+        + (" --quick" if plan.quick else "")
+        + f"` on {started}. Mode: {mode}.",
+        "",
+        "## Machine",
+        "",
+        *(f"- {line}" for line in machine.describe()),
+        f"- Load average at start / end: {load[0]} / {load[1]} (the cores are shared with "
+        "other work, so absolute times are noisy; ratios come from the same run)",
+        f"- Import of the pipeline's Dagster definitions in a fresh process: "
+        f"{import_seconds():.1f} s (part of every `remix-pipeline run` wall time)",
+        "",
+        "## Settings",
+        "",
+        f"- End to end: {plan.e2e_variants} variants per contender, job durations "
+        + ", ".join(f"{d:g} s" for d in plan.job_durations)
+        + f", {plan.e2e_repeats} run(s) each (median). Every contender gets its own fresh "
+        "`remix-pipeline serve` with the same settings (poll-after 1000 ms, no rate limit, "
+        "default media scale) and does the same work: remix every variant, wait for every "
+        "job to end, download the video, thumbnail and spritesheet of each completed one.",
+        "- The sequential SDK patterns (b) and (c) grow linearly with N: they run on a sample "
+        "sized to about two minutes of wall time (at most "
+        f"{plan.sdk_max_variants} variants) and are extrapolated linearly; rows say so.",
+        f"- Sensor tick: {', '.join(f'{n:,}' for n in plan.tick_sizes)} jobs in flight "
+        f"(server job duration 1 h), {plan.tick_repeats} tick(s), median.",
+        f"- Dagster runs: {plan.runs_variants} variants submitted by a range run vs one run per "
+        "partition.",
+        f"- Lineage: {plan.lineage_rows:,} completed attempts with three media rows each.",
+        f"- Rate limit: {plan.rate_limit_rpm} requests/min on the server, "
+        f"{plan.rate_limit_variants} variants, job duration 5 s.",
+        f"- Service alone: {plan.service_seconds:g} s of retrieves; renders median of "
+        f"{plan.render_repeats}.",
+        "",
+        "## Results",
+        "",
+        report.markdown_table(),
+        "",
+        "## Against the targets of issue 6",
+        "",
+        *(f"- {finding}" for finding in report.findings),
+        "",
+    ]
+    measured = {row.workload for row in report.rows if row.value is not None}
+    missing = [f"{k}. {v}" for k, v in WORKLOADS.items() if k not in measured]
+    if missing:
+        lines += ["Not measured in this run: " + "; ".join(missing) + ".", ""]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    only = None if args.only is None else {p.strip() for p in args.only.split(",") if p.strip()}
+    if only is not None and not only <= WORKLOADS.keys():
+        print(f"error: --only takes workload numbers from 1 to {len(WORKLOADS)}", file=sys.stderr)
+        return 2
+    started = time.strftime("%Y-%m-%d %H:%M %Z")
+    load_start = machine.load_average()
+    with tempfile.TemporaryDirectory(prefix="remix-bench-") as scratch:
+        workdir = args.workdir or Path(scratch)
+        report = run_workloads(plan, workdir.resolve(), only)
+    print()
+    print(report.text_table())
+    text = render_results(plan, report, started, (load_start, machine.load_average()))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(text)
+    print(f"\nwrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""Workload 3: one completion-sensor tick with N jobs in flight, time and peak memory.
+
+Setup (in its own process): N real remix jobs on a served service whose jobs run for an hour,
+and a ledger holding N SUBMITTED attempts that point at them. Measurement (in a fresh
+process): the experiment's own completion sensor evaluated as the daemon would, which polls
+every in-flight job in bulk and writes what it learned to the ledger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import sqlite3
+import statistics
+import time
+import warnings
+from pathlib import Path
+
+import dagster as dg
+
+from benchmarks.child import in_child
+from benchmarks.plan import Plan
+from benchmarks.report import Report, Row
+from benchmarks.served import ServedService, ServiceSettings
+from benchmarks.variants import Variant, variants, write_request_table
+from remix_pipeline.client import ClientSettings, VideosClient
+from remix_pipeline.contract import Video, dump_video
+from remix_pipeline.definitions.build import build_experiment_definitions
+from remix_pipeline.definitions.headless import ensure_dagster_home
+from remix_pipeline.definitions.runtime import ExperimentRuntime
+from remix_pipeline.experiment import ExperimentSettings
+from remix_pipeline.ledger import AttemptState
+from remix_pipeline.requests import VariantRequest, variant_key
+
+URL_ENV = "BENCH_TICK_BASE_URL"
+NAME = "tick"
+
+
+def _settings(workdir: Path) -> ExperimentSettings:
+    return ExperimentSettings(
+        name=NAME,
+        table=str(workdir / "requests.csv"),
+        ledger_url=f"sqlite:///{workdir / 'ledger.db'}",
+        base_url_env=URL_ENV,
+    )
+
+
+def _requests(rows: list[Variant]) -> list[VariantRequest]:
+    return [
+        VariantRequest(
+            key=variant_key(row.source_video_id, row.prompt, 1),
+            source_video_id=row.source_video_id,
+            prompt=row.prompt,
+            prompt_sha256=hashlib.sha256(row.prompt.encode()).hexdigest(),
+            variant=row.label,
+            experiment=NAME,
+            replicate=1,
+            row_number=i + 1,
+        )
+        for i, row in enumerate(rows)
+    ]
+
+
+def prepare(url: str, count: int, workdir: Path) -> int:
+    """Create `count` jobs on the service and a ledger of SUBMITTED attempts pointing at them."""
+    rows = variants(count, f"tick{count}")
+    write_request_table(workdir / "requests.csv", rows, experiment=NAME)
+
+    async def create_all() -> list[Video]:
+        settings = ClientSettings(base_url=url, max_in_flight=32)
+        async with VideosClient.from_settings(settings) as client:
+            return list(
+                await asyncio.gather(
+                    *(client.remix(row.source_video_id, row.prompt) for row in rows)
+                )
+            )
+
+    videos = asyncio.run(create_all())
+    requests = _requests(rows)
+    settings = _settings(workdir)
+    now = time.time()
+    ledger = ExperimentRuntime(settings).ledger()
+    ledger.record_intents(requests, table_hash="b" * 64, run_id=None, now=now)
+    ledger.close()
+    with sqlite3.connect(workdir / "ledger.db") as db:
+        db.executemany(
+            "UPDATE attempts SET state = ?, video_id = ?, video = ?, sent_at = ?, "
+            "submitted_at = ? WHERE key = ? AND attempt = 1",
+            [
+                (
+                    AttemptState.SUBMITTED.value,
+                    video.id,
+                    json.dumps(dump_video(video), separators=(",", ":"), sort_keys=True),
+                    now,
+                    now,
+                    request.key,
+                )
+                for request, video in zip(requests, videos, strict=True)
+            ],
+        )
+    return len(videos)
+
+
+def measure(url: str, workdir: Path, repeats: int) -> dict[str, float]:
+    """Evaluate the completion sensor `repeats` times, as the daemon or `run` would."""
+    os.environ[URL_ENV] = url
+    os.environ["DAGSTER_HOME"] = str(workdir / "dagster_home")
+    ensure_dagster_home()
+    settings = _settings(workdir)
+    runtime = ExperimentRuntime(settings)
+    with sqlite3.connect(workdir / "ledger.db") as db:
+        keys = [k for (k,) in db.execute("SELECT key FROM attempts")]
+    seconds: list[float] = []
+    with dg.DagsterInstance.get() as instance, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        instance.add_dynamic_partitions(runtime.keys.partitions.name, keys)
+        defs = build_experiment_definitions(settings)
+        sensor = defs.get_sensor_def(f"{NAME}_completion_sensor")
+        for _ in range(repeats):
+            context = dg.build_sensor_context(instance_ref=instance.get_ref(), definitions=defs)
+            started = time.perf_counter()
+            sensor.evaluate_tick(context)
+            seconds.append(time.perf_counter() - started)
+        in_flight = len(runtime.ledger().in_flight())
+    return {"seconds": statistics.median(seconds), "in_flight": float(in_flight)}
+
+
+def sensor_tick(plan: Plan, workdir: Path, report: Report) -> None:
+    settings = ServiceSettings(job_seconds=3600.0)
+    for count in plan.tick_sizes:
+        where = workdir / f"tick-{count}"
+        where.mkdir(parents=True, exist_ok=True)
+        with ServedService(settings, where / "server") as service:
+            created, _, _ = in_child(prepare, service.url, count, where)
+            before = service.status_requests()
+            result, baseline, peak = in_child(measure, service.url, where, plan.tick_repeats)
+            status = (service.status_requests() - before) / plan.tick_repeats
+        note = (
+            f"median of {plan.tick_repeats} ticks; {created} jobs, "
+            f"{result['in_flight']:.0f} still in flight after; "
+            f"{status:.0f} status requests per tick"
+        )
+        if count == 10_000:
+            ok = result["seconds"] <= 10 and peak <= 300
+            report.findings.append(
+                f"sensor tick at 10,000 in flight: {result['seconds']:.1f} s, peak RSS "
+                f"{peak:.0f} MiB (target at most 10 s and 300 MB: {'met' if ok else 'NOT met'})"
+            )
+        report.add(
+            Row(
+                "3",
+                "completion-sensor tick, all jobs in flight",
+                f"{count:,}",
+                result["seconds"],
+                "s per tick",
+                "",
+                note,
+            )
+        )
+        report.add(
+            Row(
+                "3",
+                "completion-sensor tick, peak RSS of its process",
+                f"{count:,}",
+                peak,
+                "MiB",
+                "",
+                f"process RSS before the ticks {baseline:.0f} MiB",
+            )
+        )

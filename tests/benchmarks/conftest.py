@@ -1,0 +1,11 @@
+"""Make the repository's top-level `benchmarks` package importable when pytest runs from
+anywhere (it is a folder beside the installed package, not part of it)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
