@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from remix_pipeline.client import ClientSettings
 from remix_pipeline.service.config import state_home
 
-_NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,39}")
+LEDGER_FILE_NAME = "ledger.db"
+NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,39}")
 
 
 class UnknownOutcomePolicy(StrEnum):
@@ -69,7 +70,7 @@ class ExperimentSettings(BaseModel):
     @field_validator("name")
     @classmethod
     def _name_is_a_key_part(cls, value: str) -> str:
-        if not _NAME_PATTERN.fullmatch(value):
+        if not NAME_PATTERN.fullmatch(value):
             raise ValueError(
                 "name must be lowercase letters, digits and '_', starting with a letter "
                 "(at most 40 characters)"
@@ -97,7 +98,7 @@ class ExperimentSettings(BaseModel):
 
     @property
     def resolved_ledger_url(self) -> str:
-        return self.ledger_url or f"sqlite:///{state_home() / 'ledger.db'}"
+        return self.ledger_url or f"sqlite:///{state_home() / LEDGER_FILE_NAME}"
 
     def client_settings(self) -> ClientSettings:
         return ClientSettings(

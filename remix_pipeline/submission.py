@@ -78,13 +78,18 @@ async def submit_variants(
     """
     submitter = _Submitter(ledger, client, table_hash, run_id, policy, owner_gone, retry_failed)
     latest = ledger.latest(r.key for r in requests)
+    unseen = [r for r in requests if r.key not in latest]
+    if unseen:
+        # One transaction records every new intent before the first paid call is made.
+        latest.update(
+            ledger.record_intents(unseen, table_hash=table_hash, run_id=run_id, now=time.time())
+        )
     to_send: list[tuple[VariantRequest, Attempt]] = []
     to_resolve: list[tuple[VariantRequest, Attempt]] = []
     outcomes: list[Outcome] = []
 
     for request in requests:
-        prior = latest.get(request.key)
-        decision = submitter.plan(request, prior)
+        decision = submitter.plan(request, latest.get(request.key))
         if isinstance(decision, Outcome):
             outcomes.append(decision)
             on_outcome(decision)
@@ -134,13 +139,12 @@ class _Submitter:
     def plan(self, request: VariantRequest, prior: Attempt | None) -> Outcome | tuple[str, Attempt]:
         now = time.time()
         if prior is None:
-            attempt = self.ledger.record_intent(
+            prior = self.ledger.record_intent(
                 request, table_hash=self.table_hash, run_id=self.run_id, now=now
             )
-            if attempt.run_id != self.run_id or attempt.sent_at is not None:
-                # Another run recorded the intent between our read and our write.
-                return self.plan(request, attempt)
-            return ("send", attempt)
+        mine = prior.run_id == self.run_id
+        if mine and prior.state is AttemptState.INTENT and prior.sent_at is None:
+            return ("send", prior)
         if prior.state is AttemptState.FAILED and self.retry_failed(prior):
             return ("send", self.ledger.start_retry(request.key, run_id=self.run_id, now=now))
         if prior.state in (AttemptState.SUBMITTED, AttemptState.COMPLETED, AttemptState.FAILED):

@@ -53,4 +53,6 @@ def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> str:
 def allowed_values(mode: ContractMode | str) -> Allowed:
     if ContractMode(mode) is ContractMode.STRICT:
         return Allowed(sizes=SPEC_SIZES, seconds=SPEC_SECONDS, models=SPEC_MODELS)
-    return Allowed(sizes=SPEC_SIZES + GUIDE_SIZES, seconds=SPEC_SECONDS + GUIDE_SECONDS, models=None)
+    return Allowed(
+        sizes=SPEC_SIZES + GUIDE_SIZES, seconds=SPEC_SECONDS + GUIDE_SECONDS, models=None
+    )

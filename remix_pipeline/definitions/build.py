@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import dagster as dg
 
 from remix_pipeline.definitions.assets import build_assets
@@ -21,8 +23,16 @@ def build_experiment_definitions(settings: ExperimentSettings) -> dg.Definitions
     experiments merge into one code location."""
     runtime = ExperimentRuntime(settings)
     schedule = build_refresh_schedule(runtime)
+    with warnings.catch_warnings():
+        # The submissions asset needs BackfillPolicy.single_run() so that one run submits a
+        # whole batch; Dagster marks that parameter beta. We rely on it knowingly, so the
+        # warning would only be noise in every user's `dg`/`dagster dev` output.
+        warnings.filterwarnings(
+            "ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning
+        )
+        assets = build_assets(runtime)
     return dg.Definitions(
-        assets=build_assets(runtime),
+        assets=assets,
         asset_checks=build_checks(runtime),
         sensors=[
             build_fanout_sensor(runtime),

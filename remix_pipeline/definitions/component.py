@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Annotated
 
 import dagster as dg
 
 from remix_pipeline.definitions.build import build_experiment_definitions
-from remix_pipeline.experiment import _NAME_PATTERN, ExperimentSettings
+from remix_pipeline.experiment import NAME_PATTERN, ExperimentSettings
 
 
 class RemixExperiment(dg.Component, ExperimentSettings, dg.Resolvable):
@@ -43,7 +42,7 @@ class RemixExperiment(dg.Component, ExperimentSettings, dg.Resolvable):
             description="Names the experiment's assets, partitions, sensors and schedule: "
             "lowercase letters, digits and '_', starting with a letter (at most 40).",
             examples=["sample", "noir_test"],
-            json_schema_extra={"pattern": f"^{_NAME_PATTERN.pattern}$"},
+            json_schema_extra={"pattern": f"^{NAME_PATTERN.pattern}$"},
         ),
     ] = "sample"
 
@@ -51,11 +50,4 @@ class RemixExperiment(dg.Component, ExperimentSettings, dg.Resolvable):
         settings = ExperimentSettings.model_validate(
             self.model_dump(include=set(ExperimentSettings.model_fields))
         )
-        with warnings.catch_warnings():
-            # The submissions asset needs BackfillPolicy.single_run() so that one run submits
-            # a whole batch; Dagster marks that parameter beta. We rely on it knowingly, so
-            # the warning would only be noise in every user's `dg`/`dagster dev` output.
-            warnings.filterwarnings(
-                "ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning
-            )
-            return build_experiment_definitions(settings)
+        return build_experiment_definitions(settings)

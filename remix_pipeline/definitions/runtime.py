@@ -18,8 +18,9 @@ from typing import TypeVar
 import dagster as dg
 
 from remix_pipeline.client import VideosClient
-from remix_pipeline.experiment import ExperimentSettings
+from remix_pipeline.experiment import LEDGER_FILE_NAME, ExperimentSettings
 from remix_pipeline.ledger import Attempt, Ledger
+from remix_pipeline.service.config import state_home
 
 T = TypeVar("T")
 
@@ -76,7 +77,10 @@ class ExperimentRuntime:
         self.keys = ExperimentKeys(settings.name)
 
     def ledger(self) -> Ledger:
-        return Ledger(self.settings.resolved_ledger_url)
+        if self.settings.ledger_url:
+            return Ledger(self.settings.ledger_url)
+        # The default SQLite file may be opened (by a sensor) before anything else ran.
+        return Ledger.for_path(state_home() / LEDGER_FILE_NAME)
 
     def with_client(self, work: Callable[[VideosClient], Awaitable[T]]) -> T:
         """Run async client work to completion from synchronous Dagster code."""
