@@ -430,11 +430,32 @@ def _write_mp4(spec: MediaSpec, path: Path) -> dict[int, np.ndarray]:
         for index, pixels in enumerate(_render_frames(spec)):
             if index in wanted:
                 kept[index] = pixels
-            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            frame = av.VideoFrame.from_ndarray(_yuv420p(pixels), format="yuv420p")
             frame.pts, frame.time_base = index, time_base
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
     return kept
+
+
+def _yuv420p(rgb: np.ndarray) -> np.ndarray:
+    """BT.601 limited-range I420 planes, stacked as PyAV expects.
+
+    Converting here rather than in swscale keeps the bytes identical between renders:
+    swscale picks SIMD paths by buffer alignment, and those round differently.
+    """
+    pixels = rgb.astype(np.float32)
+    r, g, b = pixels[..., 0], pixels[..., 1], pixels[..., 2]
+    y = 16.0 + 0.257 * r + 0.504 * g + 0.098 * b
+    u = 128.0 - 0.148 * r - 0.291 * g + 0.439 * b
+    v = 128.0 + 0.439 * r - 0.368 * g - 0.071 * b
+    height, width = y.shape
+
+    def subsample(plane: np.ndarray) -> np.ndarray:
+        return plane.reshape(height // 2, 2, width // 2, 2).mean(axis=(1, 3))
+
+    planes = [y, subsample(u), subsample(v)]
+    flat = np.concatenate([np.rint(p).clip(0, 255).astype(np.uint8).ravel() for p in planes])
+    return flat.reshape(height * 3 // 2, width)
 
 
 def _write_thumbnail(kept: dict[int, np.ndarray], spec: MediaSpec, path: Path) -> None:
