@@ -201,7 +201,7 @@ class _Motion:
 
     def positions(self, t: float) -> np.ndarray:
         """Shape centres at time `t` seconds, as (x, y) shares of the frame size."""
-        return self.centres + self.amplitudes * np.sin(
+        return self.centres + self.amplitudes * _exact_sin(
             2 * math.pi * self.frequencies * t + self.phases
         )
 
@@ -262,6 +262,16 @@ def _gradient(
     return (start * (1 - share) + end * share).astype(np.float32)
 
 
+def _exact_sin(angles: np.ndarray) -> np.ndarray:
+    """Sine through the C library, element by element.
+
+    numpy's vectorised sin and hypot choose SIMD or scalar loops by buffer alignment, and
+    those differ in the last bit: enough to flip a rounded pixel and change the MP4 bytes of
+    two renders of the same spec. The arrays here are small.
+    """
+    return np.vectorize(math.sin, otypes=[np.float64])(angles)
+
+
 def _texture(size: tuple[int, int], kind: str, rng: np.random.Generator) -> np.ndarray:
     """A faint static pattern, so looks differ in texture too without hiding the shapes."""
     width, height = size
@@ -269,7 +279,8 @@ def _texture(size: tuple[int, int], kind: str, rng: np.random.Generator) -> np.n
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
     period = max(4.0, min(width, height) / float(rng.uniform(6, 12)))
     if kind == "stripes":
-        pattern = np.sin(2 * math.pi * (xs + ys) / period)
+        diagonal = np.arange(width + height, dtype=np.float64)
+        pattern = _exact_sin(2 * math.pi * diagonal / period)[(xs + ys).astype(np.intp)]
     elif kind == "checker":
         pattern = ((xs // period + ys // period) % 2) * 2 - 1
     elif kind == "grain":
@@ -352,8 +363,9 @@ def _draw_shape(
         edge = np.maximum(np.abs(u) - half_u, np.abs(v) - half_v)
         depth = np.maximum(np.abs(u) / half_u, np.abs(v) / half_v)
     else:
-        edge = np.hypot(u, v) - pose.radius
-        depth = np.hypot(u, v) / pose.radius
+        distance = np.sqrt(u * u + v * v)  # not np.hypot: see _exact_sin
+        edge = distance - pose.radius
+        depth = distance / pose.radius
     coverage = np.clip(0.5 - edge, 0, 1)[..., None]
     main, second = paint
     if look.fill == "outlined":

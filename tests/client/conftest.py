@@ -12,11 +12,12 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from client_fakes import MARKER_KEY, fast_settings
 
 from remix_pipeline.client import VideosClient
 from remix_pipeline.contract import Video
 from remix_pipeline.service import ServiceConfig, embedded_transport
+
+from .client_fakes import MARKER_KEY, fast_settings
 
 
 @pytest.fixture

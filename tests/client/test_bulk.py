@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from conftest import Embedded
-
 from remix_pipeline.contract import VideoStatus
+
+from .conftest import Embedded
 
 SOURCE = "video_src_harbor"
 

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from client_fakes import MARKER_KEY, Recorder, error_json, fake_client, fast_settings, video_json
 
 from remix_pipeline.client import (
     BadRequestError,
@@ -31,6 +30,8 @@ from remix_pipeline.client import (
     VideosClient,
 )
 from remix_pipeline.contract import InvalidIdError
+
+from .client_fakes import MARKER_KEY, Recorder, error_json, fake_client, fast_settings, video_json
 
 HOSTILE_IDS = [
     "../x",

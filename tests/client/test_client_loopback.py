@@ -10,8 +10,6 @@ from typing import Any
 
 import httpx
 import pytest
-from client_fakes import fast_settings
-from conftest import LoopbackServer
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -24,6 +22,9 @@ from remix_pipeline.client import (
     VideosClient,
 )
 from remix_pipeline.service import FaultConfig, ServiceConfig, create_app
+
+from .client_fakes import fast_settings
+from .conftest import LoopbackServer
 
 SOURCE = "video_src_harbor"
 ServeApp = Callable[[Any], LoopbackServer]

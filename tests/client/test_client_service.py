@@ -10,9 +10,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from client_fakes import MARKER_KEY
-from conftest import Embedded
-from test_client import HOSTILE_IDS
 
 from remix_pipeline.client import (
     AuthenticationError,
@@ -25,6 +22,10 @@ from remix_pipeline.client import (
 )
 from remix_pipeline.contract import ContentVariant, Video, VideoStatus
 from remix_pipeline.service import FaultConfig
+
+from .client_fakes import MARKER_KEY
+from .conftest import Embedded
+from .test_client import HOSTILE_IDS
 
 SOURCE = "video_src_harbor"
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from client_fakes import video_json
 from pydantic import ValidationError
 
 from remix_pipeline.client.errors import (
@@ -21,6 +20,8 @@ from remix_pipeline.client.errors import (
     status_error_class,
 )
 from remix_pipeline.contract import Video
+
+from .client_fakes import video_json
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from client_fakes import video_json
 
 from remix_pipeline.client.errors import (
     ContractViolationError,
@@ -16,6 +15,8 @@ from remix_pipeline.client.errors import (
 )
 from remix_pipeline.client.responses import parse_model, read_capped, status_error
 from remix_pipeline.contract import Video
+
+from .client_fakes import video_json
 
 
 class CountingStream(httpx.AsyncByteStream):

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
-from conftest import SAMPLE_ROWS, remix_jobs, write_service_settings, write_table
 
 from remix_pipeline.definitions.headless import HeadlessRunner
 from remix_pipeline.experiment import ExperimentSettings
 from remix_pipeline.lineage import read_lineage
+
+from .conftest import SAMPLE_ROWS, remix_jobs, write_service_settings, write_table
 
 
 def run(settings: ExperimentSettings, instance: dg.DagsterInstance) -> pd.DataFrame:

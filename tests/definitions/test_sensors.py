@@ -7,13 +7,14 @@ import warnings
 
 import dagster as dg
 import pytest
-from conftest import SAMPLE_ROWS, write_table
 
 from remix_pipeline.definitions import ExperimentRuntime, build_experiment_definitions
 from remix_pipeline.definitions.headless import HeadlessRunner
 from remix_pipeline.definitions.sensors import RANGE_END_TAG, RANGE_START_TAG
 from remix_pipeline.ledger import AttemptState
 from remix_pipeline.requests import read_request_table
+
+from .conftest import SAMPLE_ROWS, write_table
 
 
 @pytest.fixture

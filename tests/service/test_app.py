@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import FakeClock
+from .conftest import FakeClock
 
 from remix_pipeline.contract import ContentVariant, Video
 from remix_pipeline.service import create_app

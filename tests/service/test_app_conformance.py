@@ -17,11 +17,13 @@ from typing import Any, ClassVar
 
 import httpx
 import pytest
-from conftest import ConfigFactory, SpecValidator, serving
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from remix_pipeline.contract import ContractMode
 from remix_pipeline.service.catalogue import CatalogueEntry, source_jobs
+
+from .conftest import ConfigFactory, SpecValidator, serving
 
 SOURCES = ["video_src_harbor", "video_src_forest", "video_src_city", "video_src_dunes"]
 
@@ -210,7 +212,9 @@ def calls(draw: st.DrawFn) -> Call:
 
 @pytest.fixture
 def client(make_config: ConfigFactory) -> Iterator[httpx.Client]:
-    config = make_config(queued_seconds=3600, run_seconds=3600)
+    # Strict mode: the spec's enums. Lenient mode accepts the guide's 1080p sizes, whose
+    # Videos the spec's VideoSize enum would (rightly) reject.
+    config = make_config(queued_seconds=3600, run_seconds=3600, mode=ContractMode.STRICT)
     with serving(config) as (base_url, app), httpx.Client(base_url=base_url) as http:
         World.pending = [
             http.post("/videos", json={"prompt": f"pending {n}"}).json()["id"] for n in range(3)

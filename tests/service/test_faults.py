@@ -6,12 +6,13 @@ import asyncio
 
 import httpx
 import pytest
-from conftest import ConfigFactory, FakeClock
 
 from remix_pipeline.service import FaultConfig, create_app
 from remix_pipeline.service import gateway as gateway_module
 from remix_pipeline.service.faults import FaultInjector
 from remix_pipeline.service.lifecycle import MODERATION_MESSAGE
+
+from .conftest import ConfigFactory, FakeClock
 
 
 def _client(config, clock: FakeClock) -> httpx.AsyncClient:  # type: ignore[no-untyped-def]

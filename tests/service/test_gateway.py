@@ -6,9 +6,10 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from conftest import ConfigFactory, FakeClock
 
 from remix_pipeline.service import create_app
+
+from .conftest import ConfigFactory, FakeClock
 
 KEY = "sk-gateway-test-key-0123456789"
 

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ConfigFactory
 
 from remix_pipeline.service import default_service_config, embedded_transport
+
+from .conftest import ConfigFactory
 
 
 async def test_dropped_response_reaches_the_client_as_a_remote_protocol_error(

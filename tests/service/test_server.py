@@ -12,10 +12,11 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from conftest import ConfigFactory, serving
 
 from remix_pipeline.cli import main
 from remix_pipeline.contract import ContentVariant
+
+from .conftest import ConfigFactory, serving
 
 KEY = "sk-test-0123456789abcdefghij"
 
