@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Starts a throwaway PostgreSQL cluster on a loopback port for the tests and prints its URL.
+#
+# Installs PostgreSQL from Debian packages with apt-get when no server binaries are found.
+# Idempotent: when the cluster under the data directory is already running, it only prints
+# the URL. Runs the server as the `postgres` user when started as root (PostgreSQL refuses
+# to run as root). Settings (environment):
+#   REMIX_PIPELINE_PG_DIR   cluster directory (default: .remix-pipeline/postgres in the repo)
+#   REMIX_PIPELINE_PG_PORT  loopback port (default: 55432)
+# Usage: URL=$(bash scripts/postgres.sh)          stop: bash scripts/postgres.sh stop
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PG_DIR="${REMIX_PIPELINE_PG_DIR:-$PWD/.remix-pipeline/postgres}"
+PG_PORT="${REMIX_PIPELINE_PG_PORT:-55432}"
+PG_DB="remix_test"
+PG_USER="remix"
+PG_PASSWORD="remix"
+
+log() { echo "postgres.sh: $*" >&2; }
+
+find_bindir() {
+    local candidate
+    if command -v pg_config >/dev/null 2>&1 && [ -x "$(pg_config --bindir)/initdb" ]; then
+        pg_config --bindir
+        return 0
+    fi
+    for candidate in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+        if [ -x "$candidate/initdb" ]; then
+            echo "$candidate"
+            return 0
+        fi
+    done
+    if command -v initdb >/dev/null 2>&1; then
+        dirname "$(command -v initdb)"
+        return 0
+    fi
+    return 1
+}
+
+install_postgres() {
+    if ! command -v apt-get >/dev/null 2>&1; then
+        log "PostgreSQL is not installed and apt-get is not available; install PostgreSQL >= 13"
+        exit 1
+    fi
+    local sudo=""
+    if [ "$(id -u)" -ne 0 ]; then
+        sudo="sudo"
+    fi
+    log "installing PostgreSQL from Debian packages"
+    $sudo apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+        postgresql >&2
+}
+
+BINDIR="$(find_bindir || true)"
+if [ -z "$BINDIR" ]; then
+    install_postgres
+    BINDIR="$(find_bindir)"
+fi
+
+# As root, the cluster belongs to `postgres`; otherwise to the calling user.
+as_owner() {
+    if [ "$(id -u)" -eq 0 ]; then
+        if command -v runuser >/dev/null 2>&1; then
+            runuser -u postgres -- "$@"
+        else
+            su postgres -s /bin/sh -c "$(printf '%q ' "$@")"
+        fi
+    else
+        "$@"
+    fi
+}
+
+DATA="$PG_DIR/data"
+SOCKETS="$PG_DIR/run"
+URL="postgresql://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$PG_DB"
+
+if [ "${1:-}" = "stop" ]; then
+    if [ -f "$DATA/postmaster.pid" ]; then
+        as_owner "$BINDIR/pg_ctl" -D "$DATA" -m fast -w stop >&2
+    fi
+    exit 0
+fi
+
+if [ ! -f "$DATA/PG_VERSION" ]; then
+    mkdir -p "$PG_DIR"
+    if [ "$(id -u)" -eq 0 ]; then
+        chown postgres "$PG_DIR"
+        # The owner must be able to reach the directory through its parents.
+        chmod o+x "$(dirname "$PG_DIR")" 2>/dev/null || true
+    fi
+    pwfile="$(mktemp)"
+    echo "$PG_PASSWORD" >"$pwfile"
+    chmod 644 "$pwfile"
+    as_owner "$BINDIR/initdb" -D "$DATA" -U "$PG_USER" --pwfile="$pwfile" \
+        --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --no-sync >/dev/null
+    rm -f "$pwfile"
+    as_owner mkdir -p "$SOCKETS"
+fi
+
+if ! as_owner "$BINDIR/pg_ctl" -D "$DATA" status >/dev/null 2>&1; then
+    # Throwaway cluster: durability is traded for speed.
+    as_owner "$BINDIR/pg_ctl" -D "$DATA" -l "$PG_DIR/server.log" -w -t 60 start -o \
+        "-h 127.0.0.1 -p $PG_PORT -k $SOCKETS -c fsync=off -c synchronous_commit=off \
+-c full_page_writes=off -c max_connections=200" >/dev/null || {
+        log "the server did not start; its log follows"
+        tail -n 20 "$PG_DIR/server.log" >&2 || true
+        exit 1
+    }
+fi
+
+if ! as_owner "$BINDIR/psql" -h "$SOCKETS" -p "$PG_PORT" -U "$PG_USER" -d postgres -tAc \
+    "SELECT 1 FROM pg_database WHERE datname = '$PG_DB'" | grep -q 1; then
+    as_owner "$BINDIR/createdb" -h "$SOCKETS" -p "$PG_PORT" -U "$PG_USER" "$PG_DB"
+fi
+
+echo "$URL"
