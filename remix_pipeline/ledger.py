@@ -606,6 +606,10 @@ class Ledger:
 
 
 def _engine(parsed: sa.URL) -> Engine:
+    if parsed.drivername == "postgresql":
+        # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; the driver installed with
+        # dagster-postgres (which the Dagster storage uses too) is psycopg2.
+        parsed = parsed.set(drivername="postgresql+psycopg2")
     if parsed.get_backend_name() != "sqlite":
         return sa.create_engine(parsed, pool_pre_ping=True)
     engine = sa.create_engine(
