@@ -15,8 +15,10 @@ import pandas as pd
 from upath import UPath
 
 from remix_pipeline.contract import ContentVariant
+from remix_pipeline.crashpoints import crash_point
 from remix_pipeline.ledger import Ledger
 from remix_pipeline.pricing import estimate_cost_usd
+from remix_pipeline.tempfiles import owned_prefix, sweep_abandoned
 
 VIDEO_COLUMNS: tuple[str, ...] = (
     "video_id",
@@ -122,10 +124,13 @@ def write_parquet_atomically(frame: pd.DataFrame, destination: str) -> str:
     if target.protocol in ("", "file", "local"):
         path = Path(target.path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        sweep_abandoned(path.parent, path.name, ".tmp")
+        fd, tmp = tempfile.mkstemp(prefix=owned_prefix(path.name), suffix=".tmp", dir=path.parent)
         os.close(fd)
         try:
+            crash_point("lineage.temp_created")
             frame.to_parquet(tmp, index=False)
+            crash_point("lineage.before_replace")
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):

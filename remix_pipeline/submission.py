@@ -26,6 +26,7 @@ from remix_pipeline.client import (
     VideosClient,
 )
 from remix_pipeline.contract import Video
+from remix_pipeline.crashpoints import crash_point
 from remix_pipeline.experiment import UnknownOutcomePolicy
 from remix_pipeline.ledger import Attempt, AttemptState, Ledger, VideoAlreadyClaimedError
 from remix_pipeline.requests import VariantRequest
@@ -84,6 +85,7 @@ async def submit_variants(
         latest.update(
             ledger.record_intents(unseen, table_hash=table_hash, run_id=run_id, now=time.time())
         )
+        crash_point("submission.intents_recorded")
     to_send: list[tuple[VariantRequest, Attempt]] = []
     to_resolve: list[tuple[VariantRequest, Attempt]] = []
     outcomes: list[Outcome] = []
@@ -158,8 +160,10 @@ class _Submitter:
     async def send(self, request: VariantRequest, attempt: Attempt) -> Outcome:
         for tries_left in reversed(range(MAX_SENDS_PER_RUN)):
             self.ledger.mark_sent(attempt.key, attempt.attempt, sent_at=time.time())
+            crash_point("submission.before_post")
             try:
                 video = await self.client.remix(request.source_video_id, request.prompt)
+                crash_point("submission.after_post")
             except OutcomeUnknownError as exc:
                 attempt = self.ledger.mark_unknown(
                     attempt.key, attempt.attempt, reason=str(exc), now=time.time()
@@ -177,7 +181,9 @@ class _Submitter:
                     now=time.time(),
                 )
                 return Outcome(request.key, Action.FAILED, failed, exc.message)
-            return self._record(request, attempt, video, adopted=False)
+            recorded = self._record(request, attempt, video, adopted=False)
+            crash_point("submission.after_record")
+            return recorded
         raise AssertionError("unreachable: the last try never resends")
 
     def _record(

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from remix_pipeline.client import APIStatusError, VideosClient
 from remix_pipeline.contract import ContentVariant
+from remix_pipeline.crashpoints import crash_point
 from remix_pipeline.ledger import Attempt, AttemptState, Ledger, MediaRecord
 
 MEDIA_VARIANTS: tuple[ContentVariant, ...] = (
@@ -64,6 +65,7 @@ async def poll_in_flight(
             report.finished.append(failed)
             continue
         updated = ledger.update_video(attempt.key, attempt.attempt, video, now=now)
+        crash_point("tracking.polled")
         if updated.is_terminal:
             report.finished.append(updated)
     return report
@@ -105,6 +107,7 @@ async def download_media(
             sha256=result.sha256,
             size_bytes=result.size_bytes,
         )
+        crash_point("tracking.downloaded")
         ledger.record_media(record)
         report.downloaded.append(record)
 

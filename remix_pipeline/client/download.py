@@ -18,6 +18,8 @@ from pathlib import Path
 import httpx
 
 from remix_pipeline.contract import ContentVariant
+from remix_pipeline.crashpoints import crash_point
+from remix_pipeline.tempfiles import owned_prefix, sweep_abandoned
 
 _CHUNK_BYTES = 256 * 1024
 
@@ -34,7 +36,11 @@ async def stream_to_file(
     response: httpx.Response, target: Path, variant: ContentVariant
 ) -> DownloadResult:
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    # A download killed mid-stream left its part file; its owner is gone, so it goes now.
+    sweep_abandoned(target.parent, target.name, ".part")
+    fd, temp_name = tempfile.mkstemp(
+        dir=target.parent, prefix=owned_prefix(target.name), suffix=".part"
+    )
     temp_path = Path(temp_name)
     digest = hashlib.sha256()
     size = 0
@@ -42,6 +48,7 @@ async def stream_to_file(
         with os.fdopen(fd, "wb") as sink:
             async for chunk in response.aiter_bytes(_CHUNK_BYTES):
                 sink.write(chunk)
+                crash_point("download.mid_stream")
                 digest.update(chunk)
                 size += len(chunk)
             _check_complete(response, size)

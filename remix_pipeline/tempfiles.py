@@ -1,0 +1,62 @@
+"""Temporary files named after the process that owns them, so leftovers can be told apart.
+
+Media downloads and the lineage Parquet are written to a temporary file and renamed into
+place. A process killed between the two (SIGKILL, power loss) leaves that temporary file
+behind. Its name carries host and pid, so the next writer removes exactly the files whose
+owner on this machine is dead, never one a live writer (here or on another host sharing the
+folder) is still filling.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import socket
+from pathlib import Path
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
+
+
+def _host() -> str:
+    return _UNSAFE.sub("_", socket.gethostname())
+
+
+def owned_prefix(final_name: str) -> str:
+    """Prefix for `tempfile.mkstemp`: hidden, named after the target and this process."""
+    return f".{final_name}.{_host()}-{os.getpid()}."
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_abandoned(directory: Path, final_name: str, suffix: str) -> list[Path]:
+    """Remove temporary files for `final_name` whose owning process on this host is gone."""
+    lead = f".{final_name}."
+    host = _host()
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return removed
+    for entry in entries:
+        name = entry.name
+        if not (name.startswith(lead) and name.endswith(suffix)):
+            continue
+        owner = name[len(lead) :].split(".", 1)[0]
+        owner_host, sep, pid = owner.rpartition("-")
+        if not sep or owner_host != host or not pid.isdigit():
+            continue
+        if int(pid) == os.getpid() or _pid_alive(int(pid)):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(entry.path)
+            removed.append(Path(entry.path))
+    return removed
