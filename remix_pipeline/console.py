@@ -35,6 +35,13 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timeout", type=float, default=3600.0, help="give up waiting after this many seconds"
     )
+    parser.add_argument(
+        "--max-cost-usd",
+        type=float,
+        default=None,
+        metavar="USD",
+        help="refuse a batch whose estimated cost exceeds this budget, before any paid call",
+    )
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -48,7 +55,9 @@ def run_command(args: argparse.Namespace) -> int:
     err = Console(stderr=True, soft_wrap=True)
     out = Console(soft_wrap=True)
     try:
-        settings = ExperimentSettings(name=args.name, table=args.table)
+        settings = ExperimentSettings(
+            name=args.name, table=args.table, max_cost_usd=args.max_cost_usd
+        )
     except ValueError as exc:
         err.print(f"error: {_first_error(exc)}")
         return 2
@@ -77,6 +86,7 @@ def run_command(args: argparse.Namespace) -> int:
         highlight=False,
     )
     try:
+        out.print(_preflight_estimate(settings), highlight=False)
         with dg.DagsterInstance.get() as instance:
             runner = HeadlessRunner(settings, instance, on_progress=show)
             summary = runner.run(timeout_seconds=args.timeout)
@@ -97,6 +107,22 @@ def run_command(args: argparse.Namespace) -> int:
         return 1
     _print_summary(out, summary)
     return 0
+
+
+def _preflight_estimate(settings: ExperimentSettings) -> str:
+    """The batch's estimate, printed before the fan-out; the submissions step enforces the
+    budget itself, so `dagster dev` refuses the same batch."""
+    from remix_pipeline.budget import estimate_batch, unpaid_requests
+    from remix_pipeline.definitions.runtime import ExperimentRuntime
+    from remix_pipeline.requests import read_request_table
+
+    runtime = ExperimentRuntime(settings)
+    table = read_request_table(settings.table_path, strict=settings.strict)
+    to_pay = unpaid_requests(table.requests, runtime.ledger())
+    prices = settings.price_table()
+    estimate = runtime.with_client(lambda client: estimate_batch(to_pay, client, prices))
+    budget = "" if settings.max_cost_usd is None else f" (budget ${settings.max_cost_usd:.2f})"
+    return f"{estimate.describe()}{budget}"
 
 
 def _print_summary(out: Console, summary: object) -> None:

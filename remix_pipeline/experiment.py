@@ -15,6 +15,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from remix_pipeline.client import ClientSettings
+from remix_pipeline.pricing import price_table
 from remix_pipeline.service.config import state_home
 
 LEDGER_FILE_NAME = "ledger.db"
@@ -66,6 +67,21 @@ class ExperimentSettings(BaseModel):
     automation_running: bool = Field(
         default=True, description="Ship the sensors and schedule running."
     )
+    max_cost_usd: float | None = Field(
+        default=None,
+        ge=0,
+        description="Budget of one batch: a batch whose estimated cost exceeds it is refused "
+        "before any paid call. Unset means no limit.",
+    )
+    prices: dict[str, dict[str, float]] | None = Field(
+        default=None,
+        description="Per-second prices laid over the defaults, by model then size ('*' for "
+        "any size), e.g. {'sora-2': {'*': 0.12}}.",
+    )
+    owners: list[str] | None = Field(
+        default=None,
+        description="Owners of the experiment's assets in the Dagster UI (emails or 'team:name').",
+    )
 
     @field_validator("name")
     @classmethod
@@ -99,6 +115,9 @@ class ExperimentSettings(BaseModel):
     @property
     def resolved_ledger_url(self) -> str:
         return self.ledger_url or f"sqlite:///{state_home() / LEDGER_FILE_NAME}"
+
+    def price_table(self) -> dict[str, dict[str, float]]:
+        return price_table(self.prices)
 
     def client_settings(self) -> ClientSettings:
         return ClientSettings(

@@ -49,3 +49,14 @@ def estimate_cost_usd(
         return None
     rate = rates.get(size, rates.get("*"))
     return None if rate is None else round(rate * duration, 4)
+
+
+def price_table(
+    overrides: Mapping[str, Mapping[str, float]] | None = None,
+) -> dict[str, dict[str, float]]:
+    """The default prices with a user's overrides laid over them, model by model and size by
+    size, so that overriding one size keeps the model's other sizes."""
+    table = {model: dict(rates) for model, rates in DEFAULT_PRICES_PER_SECOND.items()}
+    for model, rates in (overrides or {}).items():
+        table.setdefault(model, {}).update(rates)
+    return table

@@ -4,6 +4,13 @@ from collections import Counter
 
 import dagster as dg
 
+from remix_pipeline.budget import (
+    BatchEstimate,
+    BudgetExceededError,
+    enforce_budget,
+    estimate_batch,
+    unpaid_requests,
+)
 from remix_pipeline.definitions.metadata import (
     column_schema,
     markdown_preview,
@@ -16,7 +23,7 @@ from remix_pipeline.definitions.runtime import (
     run_is_gone,
 )
 from remix_pipeline.lineage import build_lineage_frame, status_counts, write_parquet_atomically
-from remix_pipeline.requests import TableUnreadableError, read_request_table
+from remix_pipeline.requests import TableUnreadableError, VariantRequest, read_request_table
 from remix_pipeline.submission import Outcome, submit_variants
 from remix_pipeline.tracking import download_media
 
@@ -63,6 +70,9 @@ def build_assets(runtime: ExperimentRuntime) -> list[dg.AssetsDefinition | dg.As
             context.log.info(f"{len(gone)} variants are no longer in the table; left as they are")
         retry = context.run.tags.get(RETRY_FAILED_TAG) == "true"
         ledger = runtime.ledger()
+        estimate = _estimate_before_fan_out(
+            context, unpaid_requests(requests, ledger, lambda a: retry and is_retryable(a))
+        )
 
         def observe(outcome: Outcome) -> None:
             context.log_event(
@@ -95,8 +105,39 @@ def build_assets(runtime: ExperimentRuntime) -> list[dg.AssetsDefinition | dg.As
         actions = Counter(o.action.value for o in outcomes)
         context.log.info(f"submission outcomes: {dict(actions)}")
         return dg.MaterializeResult(
-            metadata={"variants": len(requests), **{f"{k}": v for k, v in actions.items()}}
+            metadata={
+                "variants": len(requests),
+                **estimate.metadata(),
+                **{f"{k}": v for k, v in actions.items()},
+            }
         )
+
+    def _estimate_before_fan_out(
+        context: dg.AssetExecutionContext, to_pay: list[VariantRequest]
+    ) -> BatchEstimate:
+        """Price the batch, record the estimate, and refuse it over budget before any POST."""
+        prices = settings.price_table()
+        estimate = (
+            runtime.with_client(lambda client: estimate_batch(to_pay, client, prices))
+            if to_pay
+            else BatchEstimate(variants=0, total_usd=0.0)
+        )
+        budget = {} if settings.max_cost_usd is None else {"max_cost_usd": settings.max_cost_usd}
+        context.log.info(estimate.describe())
+        context.log_event(
+            dg.AssetObservation(
+                asset_key=keys.submissions, metadata={**estimate.metadata(), **budget}
+            )
+        )
+        try:
+            enforce_budget(estimate, settings.max_cost_usd)
+        except BudgetExceededError as exc:
+            raise dg.Failure(
+                description=str(exc),
+                metadata={**estimate.metadata(), **budget},
+                allow_retries=False,
+            ) from None
+        return estimate
 
     videos = dg.AssetSpec(
         key=keys.videos,

@@ -1,0 +1,116 @@
+"""What a batch will cost before it is sent, and the guard that refuses one over budget.
+
+A remix inherits its source's model, size and duration, so the estimate needs each source's
+record: every distinct source is retrieved once (a batch of a thousand variants over four
+sources costs four GETs), and never a paid call. A source the server cannot describe is
+counted as unpriced, not guessed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from remix_pipeline.client import VideosAPIError, VideosClient
+from remix_pipeline.ledger import Attempt, Ledger
+from remix_pipeline.pricing import DEFAULT_PRICES_PER_SECOND, estimate_cost_usd
+from remix_pipeline.requests import VariantRequest
+
+
+@dataclass(frozen=True)
+class SourcePrice:
+    """One source's terms, which every remix of it inherits."""
+
+    source_video_id: str
+    model: str | None
+    size: str | None
+    seconds: str | None
+    cost_per_remix_usd: float | None
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchEstimate:
+    """The cost of the variants a batch would pay for."""
+
+    variants: int
+    total_usd: float
+    sources: tuple[SourcePrice, ...] = field(default=())
+    unpriced_variants: int = 0
+
+    def describe(self) -> str:
+        text = f"estimated cost ${self.total_usd:.2f} for {self.variants} new variants"
+        if self.unpriced_variants:
+            text += f" ({self.unpriced_variants} could not be priced)"
+        return text
+
+    def metadata(self) -> dict[str, Any]:
+        """Plain values for Dagster metadata and manifests."""
+        return {
+            "estimate_variants": self.variants,
+            "estimated_cost_usd": round(self.total_usd, 4),
+            "unpriced_variants": self.unpriced_variants,
+        }
+
+
+class BudgetExceededError(Exception):
+    """The batch would cost more than the experiment's `max_cost_usd`; nothing was sent."""
+
+    def __init__(self, estimate: BatchEstimate, max_cost_usd: float) -> None:
+        self.estimate = estimate
+        self.max_cost_usd = max_cost_usd
+        super().__init__(
+            f"Refused: the batch's estimated cost ${estimate.total_usd:.2f} "
+            f"({estimate.variants} new variants) exceeds the budget max_cost_usd="
+            f"${max_cost_usd:.2f}; no remix request was sent. Raise max_cost_usd or remove rows."
+        )
+
+
+def unpaid_requests(
+    requests: Iterable[VariantRequest],
+    ledger: Ledger,
+    pay_again: Callable[[Attempt], bool] = lambda attempt: False,
+) -> list[VariantRequest]:
+    """The variants a submission would pay for now: those with no attempt in the ledger, and
+    those whose latest attempt `pay_again` selects (a refresh's retryable failures)."""
+    requests = list(requests)
+    known = ledger.latest(r.key for r in requests)
+    return [r for r in requests if r.key not in known or pay_again(known[r.key])]
+
+
+async def _price_source(
+    client: VideosClient, source_video_id: str, prices: Mapping[str, Mapping[str, float]]
+) -> SourcePrice:
+    try:
+        video = await client.retrieve(source_video_id)
+    except VideosAPIError as exc:
+        return SourcePrice(source_video_id, None, None, None, None, problem=str(exc))
+    cost = estimate_cost_usd(video.model, video.size, video.seconds, prices)
+    return SourcePrice(source_video_id, video.model, video.size, video.seconds, cost)
+
+
+async def estimate_batch(
+    requests: Sequence[VariantRequest],
+    client: VideosClient,
+    prices: Mapping[str, Mapping[str, float]] = DEFAULT_PRICES_PER_SECOND,
+) -> BatchEstimate:
+    """Price `requests` by retrieving each distinct source once."""
+    per_source = Counter(r.source_video_id for r in requests)
+    priced = await asyncio.gather(*(_price_source(client, s, prices) for s in sorted(per_source)))
+    total = sum((p.cost_per_remix_usd or 0.0) * per_source[p.source_video_id] for p in priced)
+    unpriced = sum(per_source[p.source_video_id] for p in priced if p.cost_per_remix_usd is None)
+    return BatchEstimate(
+        variants=len(requests),
+        total_usd=round(total, 4),
+        sources=tuple(priced),
+        unpriced_variants=unpriced,
+    )
+
+
+def enforce_budget(estimate: BatchEstimate, max_cost_usd: float | None) -> None:
+    """Raise BudgetExceededError when the estimate is over a set budget."""
+    if max_cost_usd is not None and estimate.total_usd > max_cost_usd:
+        raise BudgetExceededError(estimate, max_cost_usd)
