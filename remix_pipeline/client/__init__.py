@@ -1,11 +1,13 @@
 """Async client for servers that speak the OpenAI Videos API contract."""
 
 from remix_pipeline.client.client import EMBEDDED_BASE_URL, VideosClient
+from remix_pipeline.client.deviations import Deviation, DeviationLog
 from remix_pipeline.client.download import DownloadResult
 from remix_pipeline.client.errors import (
     APIStatusError,
     AuthenticationError,
     BadRequestError,
+    CapabilityError,
     ConflictError,
     ConnectionFailedError,
     ContractViolationError,
@@ -32,11 +34,14 @@ __all__ = [
     "APIStatusError",
     "AuthenticationError",
     "BadRequestError",
+    "CapabilityError",
     "ClientSettings",
     "ClientStats",
     "ConflictError",
     "ConnectionFailedError",
     "ContractViolationError",
+    "Deviation",
+    "DeviationLog",
     "DownloadResult",
     "InvalidArgumentError",
     "InvalidVideoIdError",

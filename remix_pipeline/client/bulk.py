@@ -16,7 +16,7 @@ from remix_pipeline.client.errors import APIStatusError, NotFoundError
 from remix_pipeline.contract import Video, VideoList
 
 # A server without a list endpoint answers one of these; per-id retrieve still works there.
-_LIST_UNSUPPORTED = frozenset({404, 405, 501})
+LIST_UNSUPPORTED = frozenset({404, 405, 501})
 
 FetchPage = Callable[[str | None], Awaitable[VideoList]]
 Retrieve = Callable[[str], Awaitable[Video]]
@@ -55,7 +55,7 @@ async def _from_pages(
         try:
             page = await fetch_page(after)
         except APIStatusError as error:
-            if error.status_code in _LIST_UNSUPPORTED:
+            if error.status_code in LIST_UNSUPPORTED:
                 break
             raise
         found.update((video.id, video) for video in page.data if video.id in wanted)

@@ -27,7 +27,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 from pydantic import BaseModel
 
+from remix_pipeline.client.bulk import LIST_UNSUPPORTED
 from remix_pipeline.client.bulk import bulk_status as _bulk_status
+from remix_pipeline.client.deviations import (
+    Deviation,
+    DeviationLog,
+    normalise_list,
+    normalise_video,
+)
 from remix_pipeline.client.download import DownloadResult, stream_to_file
 from remix_pipeline.client.errors import (
     APIStatusError,
@@ -119,6 +126,7 @@ class VideosClient:
         )
         self.base_url = base_url
         self.stats = ClientStats()
+        self.deviations = DeviationLog(base_url)
 
     @classmethod
     def from_settings(
@@ -198,6 +206,34 @@ class VideosClient:
             on_success=self._model(Video),
             post=_PostContext(video_id, prompt),
         )
+
+    async def supports_remix(self) -> bool:
+        """Whether the server has `POST /videos/{id}/remix`, asked without starting a job.
+
+        The probe names no real video and sends no prompt, so no server can start a paid job
+        from it: a server with remix refuses the body (400/422) or the unknown source (404
+        naming `video_id`); one without the route answers 404, 405 or 501 for the URL itself.
+        """
+
+        async def accepted(response: httpx.Response) -> bool:
+            return True
+
+        try:
+            return await self._call(
+                "remix_probe",
+                "POST",
+                f"videos/{REMIX_PROBE_ID}/remix",
+                json={},
+                on_success=accepted,
+            )
+        except APIStatusError as error:
+            if error.status_code in (400, 422):
+                return True
+            if error.status_code == 404 and error.param == "video_id":
+                return True
+            if error.status_code in LIST_UNSUPPORTED:
+                return False
+            raise
 
     async def create(
         self,
@@ -313,9 +349,14 @@ class VideosClient:
         settings = self._settings
 
         async def fetch_page(after: str | None) -> VideoList:
-            return await self._list_page(
-                order=Order.DESC.value, after=after, limit=settings.list_page_size
-            )
+            try:
+                return await self._list_page(
+                    order=Order.DESC.value, after=after, limit=settings.list_page_size
+                )
+            except APIStatusError as error:
+                if error.status_code in LIST_UNSUPPORTED:
+                    self.deviations.note(Deviation.NO_LIST, f"HTTP {error.status_code}")
+                raise
 
         return await _bulk_status(
             wanted,
@@ -340,8 +381,14 @@ class VideosClient:
     def _model(self, model: type[ModelT]) -> OnSuccess[ModelT]:
         cap = self._settings.max_json_bytes
 
+        prepare = _NORMALISERS.get(model)
+        log = self.deviations
+
         async def parse(response: httpx.Response) -> ModelT:
-            return parse_model(model, await read_capped(response, cap))
+            body = await read_capped(response, cap)
+            if prepare is None:
+                return parse_model(model, body)
+            return parse_model(model, body, lambda data: prepare(data, log))
 
         return parse
 
@@ -435,6 +482,13 @@ class VideosClient:
             sent_at=sent_at,
             cause=cause,
         )
+
+
+REMIX_PROBE_ID = "video_remix_pipeline_capability_probe"
+_NORMALISERS: dict[type[BaseModel], Callable[[Any, DeviationLog], Any]] = {
+    Video: normalise_video,
+    VideoList: normalise_list,
+}
 
 
 def _transport_failure(

@@ -130,6 +130,10 @@ class ResponseTooLargeError(VideosAPIError):
     """A response body over the configured cap; it was not read into memory."""
 
 
+class CapabilityError(VideosAPIError):
+    """The server lacks an operation the pipeline needs; found out before any paid call."""
+
+
 class ContractViolationError(VideosAPIError):
     """The server's response deviates from the Videos API contract."""
 

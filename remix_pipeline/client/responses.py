@@ -7,7 +7,8 @@ an unbounded body in memory before it notices.
 from __future__ import annotations
 
 import json
-from typing import TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
@@ -41,13 +42,18 @@ async def read_capped(response: httpx.Response, cap: int) -> bytes:
     return b"".join(chunks)
 
 
-def parse_model(model: type[ModelT], body: bytes) -> ModelT:
+def parse_model(
+    model: type[ModelT], body: bytes, prepare: Callable[[Any], Any] | None = None
+) -> ModelT:
+    """`prepare` may reshape the decoded JSON (e.g. normalise a server's deviations) first."""
     try:
         data = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise ContractViolationError(
             f"server response is not JSON (expected a {model.__name__} object)"
         ) from None
+    if prepare is not None:
+        data = prepare(data)
     try:
         return model.model_validate(data)
     except ValidationError as error:
