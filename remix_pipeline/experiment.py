@@ -59,6 +59,11 @@ class ExperimentSettings(BaseModel):
     )
     requests_per_minute: int | None = Field(default=None, ge=1)
     max_in_flight: int = Field(default=32, ge=1)
+    pool: str | None = Field(
+        default=None,
+        description="Dagster concurrency pool of the submission step; limit it in "
+        "dagster.yaml (`concurrency: pools:`) so a cluster has few submitting steps at once.",
+    )
     poll_interval_seconds: int = Field(default=10, ge=1)
     refresh_cron: str | None = Field(default=None, description="Cron of the refresh schedule.")
     on_unknown_outcome: UnknownOutcomePolicy = UnknownOutcomePolicy.FAIL
@@ -91,6 +96,14 @@ class ExperimentSettings(BaseModel):
                 "name must be lowercase letters, digits and '_', starting with a letter "
                 "(at most 40 characters)"
             )
+        return value
+
+    @field_validator("owners")
+    @classmethod
+    def _owners_dagster_accepts(cls, value: list[str] | None) -> list[str] | None:
+        for owner in value or []:
+            if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+|team:[A-Za-z0-9_-]+", owner):
+                raise ValueError(f"owner {owner!r} must be an email or 'team:<name>'")
         return value
 
     @field_validator("base_url_env", "api_key_env")

@@ -54,6 +54,7 @@ def build_assets(runtime: ExperimentRuntime) -> list[dg.AssetsDefinition | dg.As
         deps=[keys.request_table],
         partitions_def=keys.partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
+        pool=settings.pool,
         group_name=group,
         kinds={"api"},
         description=(
@@ -70,9 +71,18 @@ def build_assets(runtime: ExperimentRuntime) -> list[dg.AssetsDefinition | dg.As
             context.log.info(f"{len(gone)} variants are no longer in the table; left as they are")
         retry = context.run.tags.get(RETRY_FAILED_TAG) == "true"
         ledger = runtime.ledger()
-        estimate = _estimate_before_fan_out(
-            context, unpaid_requests(requests, ledger, lambda a: retry and is_retryable(a))
-        )
+        to_pay = unpaid_requests(requests, ledger, lambda a: retry and is_retryable(a))
+        if to_pay and not runtime.with_client(lambda client: client.supports_remix()):
+            raise dg.Failure(
+                description=(
+                    f"The server at {settings.server_label()} has no remix operation "
+                    "(POST /videos/{id}/remix), so none of the "
+                    f"{len(to_pay)} variants was submitted. Point {settings.base_url_env} "
+                    "at a server or gateway that supports remix."
+                ),
+                allow_retries=False,
+            )
+        estimate = _estimate_before_fan_out(context, to_pay)
 
         def observe(outcome: Outcome) -> None:
             context.log_event(
