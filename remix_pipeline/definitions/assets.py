@@ -12,6 +12,7 @@ from remix_pipeline.budget import (
     unpaid_requests,
 )
 from remix_pipeline.definitions.metadata import (
+    column_lineage,
     column_schema,
     markdown_preview,
     table_metadata,
@@ -23,6 +24,8 @@ from remix_pipeline.definitions.runtime import (
     run_is_gone,
 )
 from remix_pipeline.lineage import build_lineage_frame, status_counts, write_parquet_atomically
+from remix_pipeline.manifest import MANIFEST_FILE_NAME, build_manifest, write_manifest_atomically
+from remix_pipeline.report import variant_matrix_markdown, write_report
 from remix_pipeline.requests import TableUnreadableError, VariantRequest, read_request_table
 from remix_pipeline.submission import Outcome, submit_variants
 from remix_pipeline.tracking import download_media
@@ -37,6 +40,7 @@ def build_assets(runtime: ExperimentRuntime) -> list[dg.AssetsDefinition | dg.As
     @dg.asset(
         key=keys.request_table,
         group_name=group,
+        owners=settings.owners,
         kinds={"csv"},
         description="The validated request table: one row per source video and prompt.",
     )
@@ -56,6 +60,7 @@ def build_assets(runtime: ExperimentRuntime) -> list[dg.AssetsDefinition | dg.As
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=settings.pool,
         group_name=group,
+        owners=settings.owners,
         kinds={"api"},
         description=(
             "One remix job per variant, submitted exactly once: the intent is recorded "
@@ -154,6 +159,7 @@ def build_assets(runtime: ExperimentRuntime) -> list[dg.AssetsDefinition | dg.As
         deps=[keys.submissions],
         partitions_def=keys.partitions,
         group_name=group,
+        owners=settings.owners,
         kinds={"video"},
         description=(
             "The finished remix jobs, reported by the completion sensor with each Video record."
@@ -164,6 +170,7 @@ def build_assets(runtime: ExperimentRuntime) -> list[dg.AssetsDefinition | dg.As
         key=keys.media,
         deps=[keys.videos],
         group_name=group,
+        owners=settings.owners,
         kinds={"mp4"},
         description="Video, thumbnail and spritesheet of every completed variant, downloaded.",
     )
@@ -186,6 +193,7 @@ def build_assets(runtime: ExperimentRuntime) -> list[dg.AssetsDefinition | dg.As
         key=keys.lineage,
         deps=[keys.videos, keys.media],
         group_name=group,
+        owners=settings.owners,
         kinds={"pandas", "parquet"},
         automation_condition=dg.AutomationCondition.eager(),
         description="One row per variant attempt: request, Video record, media and cost.",
@@ -195,13 +203,27 @@ def build_assets(runtime: ExperimentRuntime) -> list[dg.AssetsDefinition | dg.As
         frame = build_lineage_frame(runtime.ledger())
         frame = frame[frame["key"].isin(partition_keys)].reset_index(drop=True)
         path = write_parquet_atomically(frame, runtime.lineage_path)
-        counts = status_counts(frame)
+        table = read_request_table(settings.table_path, strict=settings.strict)
+        manifest = build_manifest(
+            settings, frame, table_hash=table.content_hash, run_id=context.run_id
+        )
+        output_dir = settings.resolved_output_dir.rstrip("/")
+        manifest_path = write_manifest_atomically(manifest, f"{output_dir}/{MANIFEST_FILE_NAME}")
+        report_path = write_report(
+            frame, output_dir, title=f"Experiment {settings.name}", manifest=manifest
+        )
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": len(frame),
                 "dagster/column_schema": column_schema(frame),
+                "dagster/column_lineage": column_lineage(keys.request_table),
                 "path": dg.MetadataValue.path(path),
-                "rows_by_state": dg.MetadataValue.json(counts),
+                "report": dg.MetadataValue.path(report_path),
+                "manifest_path": dg.MetadataValue.path(manifest_path),
+                "manifest": dg.MetadataValue.json(manifest),
+                "rows_by_state": dg.MetadataValue.json(status_counts(frame)),
+                "rows_by_status": dg.MetadataValue.json(status_counts(frame, "status")),
+                "variant_matrix": dg.MetadataValue.md(variant_matrix_markdown(frame)),
                 "preview": markdown_preview(frame, PREVIEW_COLUMNS),
             }
         )

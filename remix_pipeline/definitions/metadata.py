@@ -14,6 +14,25 @@ from remix_pipeline.requests import RequestTable
 
 PREVIEW_ROWS = 20
 
+# Lineage columns and the request-table columns they come from.
+REQUEST_TABLE_COLUMNS: dict[str, str] = {
+    "source_video_id": "The video to remix (an id the server knows).",
+    "prompt": "What the remix should change.",
+    "variant": "A label, unique per source.",
+    "experiment": "A free-form experiment label.",
+    "replicates": "How many times to run the same prompt (default 1).",
+}
+LINEAGE_FROM_TABLE: dict[str, tuple[str, ...]] = {
+    "source_video_id": ("source_video_id",),
+    "prompt": ("prompt",),
+    "prompt_sha256": ("prompt",),
+    "variant": ("variant",),
+    "experiment": ("experiment",),
+    "replicate": ("replicates",),
+    "row_number": ("source_video_id", "prompt", "variant", "experiment", "replicates"),
+    "key": ("source_video_id", "prompt", "replicates"),
+}
+
 
 def attempt_metadata(attempt: Attempt) -> dict[str, Any]:
     """A variant attempt's request and, when known, its Video record."""
@@ -70,12 +89,34 @@ def column_schema(frame: pd.DataFrame) -> dg.TableSchema:
     )
 
 
+def column_lineage(request_table: dg.AssetKey) -> dg.TableColumnLineage:
+    """Which request-table columns each lineage column derives from."""
+    return dg.TableColumnLineage(
+        deps_by_column={
+            column: [dg.TableColumnDep(asset_key=request_table, column_name=c) for c in sources]
+            for column, sources in LINEAGE_FROM_TABLE.items()
+        }
+    )
+
+
+def request_table_schema() -> dg.TableSchema:
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                name=name, type="string" if name != "replicates" else "int", description=text
+            )
+            for name, text in REQUEST_TABLE_COLUMNS.items()
+        ]
+    )
+
+
 def table_metadata(table: RequestTable) -> dict[str, Any]:
     problems = "\n".join(f"- {p}" for p in table.problems[:200]) or "_(none)_"
     return {
         "table_path": dg.MetadataValue.path(table.path),
         "table_hash": table.content_hash,
         "dagster/row_count": table.row_count,
+        "dagster/column_schema": request_table_schema(),
         "variants": len(table.requests),
         "invalid_rows": len(table.problems),
         "problems": dg.MetadataValue.md(problems),

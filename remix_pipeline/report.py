@@ -1,0 +1,231 @@
+"""The experiment report: sources by variants, each cell what the variant produced.
+
+A static HTML page beside the lineage table (`<output_dir>/report.html`) with inline CSS and
+no script, so it opens from disk, from a copied folder or from a build artifact alike: media
+are linked by paths relative to the page. Every value from the table or the server is escaped
+(prompts are user text). The same matrix, as markdown, is what the Dagster UI shows.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from upath import UPath
+
+REPORT_FILE_NAME = "report.html"
+MATRIX_MAX_SOURCES = 50
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """Latest attempt of every replicate, placed by (source, variant label)."""
+
+    sources: list[str]
+    variants: list[str]
+    cells: dict[tuple[str, str], list[dict[str, Any]]]
+
+
+def _present(value: object) -> bool:
+    return value is not None and not (isinstance(value, float) and pd.isna(value)) and value != ""
+
+
+def _label(row: dict[str, Any]) -> str:
+    variant = row.get("variant")
+    return str(variant) if _present(variant) else f"row {row.get('row_number')}"
+
+
+def variant_matrix(frame: pd.DataFrame) -> Matrix:
+    """Replicates stay side by side in their cell; earlier attempts give way to the latest."""
+    if not len(frame):
+        return Matrix([], [], {})
+    ordered = frame.sort_values(["row_number", "key", "attempt"], kind="stable")
+    attempts = ordered.groupby("key")["attempt"].count().to_dict()
+    latest = ordered.groupby("key", sort=False).tail(1)
+    sources: list[str] = []
+    variants: list[str] = []
+    cells: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in latest.to_dict("records"):
+        source, label = str(row["source_video_id"]), _label(row)
+        if source not in sources:
+            sources.append(source)
+        if label not in variants:
+            variants.append(label)
+        row["attempts"] = int(attempts.get(row["key"], 1))
+        cells.setdefault((source, label), []).append(row)
+    for found in cells.values():
+        found.sort(key=lambda r: int(r.get("replicate") or 1))
+    return Matrix(sources, variants, cells)
+
+
+def _status(row: dict[str, Any]) -> str:
+    status = row.get("status")
+    return str(status) if _present(status) else str(row.get("state") or "unknown")
+
+
+def _markdown_text(value: object) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def variant_matrix_markdown(frame: pd.DataFrame) -> str:
+    """Sources as rows, variants as columns; each cell the status and video id of every
+    replicate's latest attempt (how many attempts it took, when more than one)."""
+    matrix = variant_matrix(frame)
+    if not matrix.sources:
+        return "_(no variants yet)_"
+    header = "| source | " + " | ".join(_markdown_text(v) for v in matrix.variants) + " |"
+    lines = [header, "|" + " --- |" * (len(matrix.variants) + 1)]
+    for source in matrix.sources[:MATRIX_MAX_SOURCES]:
+        cells = []
+        for variant in matrix.variants:
+            entries = []
+            for row in matrix.cells.get((source, variant), []):
+                text = _status(row)
+                if _present(row.get("video_id")):
+                    text += f" `{row['video_id']}`"
+                if row["attempts"] > 1:
+                    text += f" ({row['attempts']} attempts)"
+                entries.append(text)
+            cells.append("<br>".join(_markdown_text(e) for e in entries) or "·")
+        lines.append(f"| {_markdown_text(source)} | " + " | ".join(cells) + " |")
+    if len(matrix.sources) > MATRIX_MAX_SOURCES:
+        lines.append(f"\n_{len(matrix.sources) - MATRIX_MAX_SOURCES} more sources_")
+    return "\n".join(lines)
+
+
+_CSS = """
+body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#1d2330;background:#fafafa}
+h1{font-size:20px;margin:0 0 4px}
+.meta{color:#555;margin:0 0 16px}
+.meta code{background:#eef;padding:0 3px}
+table.matrix{border-collapse:collapse}
+.matrix th,.matrix td{border:1px solid #d6d9e0;padding:8px;vertical-align:top;background:#fff}
+.matrix th{background:#eef0f5;text-align:left}
+.matrix td.empty{background:#f3f3f3}
+figure{margin:0 0 8px;width:200px}
+figure img{display:block;width:200px;height:auto;border-radius:4px;background:#222}
+figcaption{font-size:12px;color:#333}
+.status{font-weight:600;text-transform:uppercase;font-size:11px;padding:1px 5px;border-radius:3px}
+.status-completed{background:#d9f2e0;color:#17612e}
+.status-failed{background:#fbe0e0;color:#8a1c1c}
+.status-queued,.status-in_progress,.status-submitted,.status-intent,.status-unknown{
+background:#fff3cd;color:#7a5a00}
+.prompt{font-size:12px;color:#444;max-width:200px;margin:4px 0 0}
+.error{font-size:12px;color:#8a1c1c;max-width:200px;margin:4px 0 0}
+"""
+
+
+def _relative(path: object, base: Path) -> str | None:
+    if not _present(path):
+        return None
+    return Path(os.path.relpath(str(path), base)).as_posix()
+
+
+def _figure(row: dict[str, Any], base: Path) -> str:
+    e = html.escape
+    status = _status(row)
+    video = _relative(row.get("video_path"), base)
+    thumb = _relative(row.get("thumbnail_path"), base)
+    parts = ['<figure class="replicate">']
+    if thumb:
+        image = (
+            f'<img class="thumb" src="{e(thumb)}" alt="thumbnail of {e(str(row.get("video_id")))}"'
+            ' loading="eager">'
+        )
+        parts.append(f'<a href="{e(video)}">{image}</a>' if video else image)
+    caption = [f'<span class="status status-{e(status)}">{e(status)}</span>']
+    if _present(row.get("video_id")):
+        caption.append(f"<code>{e(str(row['video_id']))}</code>")
+    cost = row.get("estimated_cost_usd")
+    if _present(cost):
+        caption.append(f'<span class="cost">${float(cost):.2f}</span>')
+    caption.append(f"replicate {e(str(row.get('replicate')))}")
+    if row["attempts"] > 1:
+        caption.append(f"({row['attempts']} attempts)")
+    if video:
+        caption.append(f'<a class="mp4" href="{e(video)}">MP4</a>')
+    parts.append(f"<figcaption>{' · '.join(caption)}</figcaption>")
+    if _present(row.get("error_code")) or _present(row.get("error_message")):
+        parts.append(
+            f'<p class="error"><code>{e(str(row.get("error_code") or ""))}</code> '
+            f"{e(str(row.get('error_message') or ''))}</p>"
+        )
+    parts.append("</figure>")
+    return "".join(parts)
+
+
+def render_report(
+    frame: pd.DataFrame, base: Path, *, title: str, manifest: dict[str, Any] | None = None
+) -> str:
+    """The page for `frame`, with media links relative to `base` (the page's folder)."""
+    e = html.escape
+    matrix = variant_matrix(frame)
+    latest = [row for rows in matrix.cells.values() for row in rows]
+    statuses = pd.Series([_status(r) for r in latest], dtype=object).value_counts().to_dict()
+    total = sum(
+        float(r["estimated_cost_usd"]) for r in latest if _present(r.get("estimated_cost_usd"))
+    )
+    summary = ", ".join(f"{e(str(k))} {int(v)}" for k, v in sorted(statuses.items()))
+    meta = [f"{len(latest)} variants ({summary or 'none'})", f"estimated cost ${total:.2f}"]
+    if manifest:
+        meta.append(
+            f"table <code>{e(str(manifest.get('table', {}).get('sha256', ''))[:12])}</code>"
+        )
+        meta.append(f"server {e(str(manifest.get('server', '')))}")
+        meta.append(f"models {e(', '.join(manifest.get('models', [])) or '-')}")
+        meta.append(f"remix-pipeline {e(str(manifest.get('project_version', '')))}")
+    head = "".join(f"<th scope='col'>{e(v)}</th>" for v in matrix.variants)
+    rows = []
+    for source in matrix.sources:
+        cells = []
+        for variant in matrix.variants:
+            found = matrix.cells.get((source, variant))
+            if not found:
+                cells.append('<td class="empty"></td>')
+                continue
+            prompt = e(str(found[0].get("prompt") or ""))
+            figures = "".join(_figure(r, base) for r in found)
+            cells.append(
+                f'<td class="cell" data-source="{e(source)}" data-variant="{e(variant)}">'
+                f'{figures}<p class="prompt">{prompt}</p></td>'
+            )
+        rows.append(f"<tr><th scope='row'>{e(source)}</th>{''.join(cells)}</tr>")
+    return (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{e(title)}</title><style>{_CSS}</style></head><body>"
+        f"<h1>{e(title)}</h1><p class='meta'>{' · '.join(meta)}</p>"
+        f"<table class='matrix'><thead><tr><th>source</th>{head}</tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table></body></html>\n"
+    )
+
+
+def write_report(
+    frame: pd.DataFrame,
+    output_dir: str,
+    *,
+    title: str,
+    manifest: dict[str, Any] | None = None,
+) -> str:
+    """Write `<output_dir>/report.html` atomically; returns its path."""
+    target = UPath(output_dir.rstrip("/")) / REPORT_FILE_NAME
+    if target.protocol not in ("", "file", "local"):
+        with target.open("w", encoding="utf-8") as handle:
+            handle.write(render_report(frame, Path("."), title=title, manifest=manifest))
+        return str(target)
+    path = Path(target.path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page = render_report(frame, path.parent, title=title, manifest=manifest)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(page)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return str(path)

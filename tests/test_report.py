@@ -1,0 +1,188 @@
+"""The experiment report page and the variant matrix, from lineage frames and a real run."""
+
+from __future__ import annotations
+
+import html
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pandas as pd
+
+from remix_pipeline.lineage import LINEAGE_COLUMNS
+from remix_pipeline.report import (
+    render_report,
+    variant_matrix,
+    variant_matrix_markdown,
+    write_report,
+)
+
+
+def lineage_row(**values: object) -> dict[str, object]:
+    row: dict[str, object] = dict.fromkeys(LINEAGE_COLUMNS)
+    row.update(attempt=1, replicate=1, state="completed", status="completed", experiment="t")
+    row.update(values)
+    return row
+
+
+def frame_of(*rows: dict[str, object]) -> pd.DataFrame:
+    return pd.DataFrame.from_records(list(rows), columns=list(LINEAGE_COLUMNS))
+
+
+def sample_frame(media: Path) -> pd.DataFrame:
+    return frame_of(
+        lineage_row(
+            key="k1",
+            row_number=1,
+            source_video_id="video_a",
+            variant="noir",
+            prompt="Noir",
+            video_id="video_1",
+            thumbnail_path=str(media / "k1" / "thumbnail.webp"),
+            video_path=str(media / "k1" / "video.mp4"),
+            estimated_cost_usd=0.4,
+        ),
+        lineage_row(
+            key="k2",
+            row_number=2,
+            source_video_id="video_a",
+            variant="anime",
+            prompt="Anime",
+            video_id="video_2",
+            replicate=1,
+        ),
+        lineage_row(
+            key="k3",
+            row_number=2,
+            source_video_id="video_a",
+            variant="anime",
+            prompt="Anime",
+            video_id="video_3",
+            replicate=2,
+        ),
+        lineage_row(
+            key="k4",
+            row_number=3,
+            source_video_id="video_b",
+            variant="noir",
+            prompt="Noir",
+            state="failed",
+            status="failed",
+            video_id="video_4",
+            error_code="moderation_blocked",
+            error_message="Refused <by> policy",
+        ),
+    )
+
+
+class Cells(HTMLParser):
+    """Collects the report's variant cells and image sources, as a browser's DOM would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cells: list[dict[str, str | None]] = []
+        self.images: list[str | None] = []
+        self.links: list[str | None] = []
+        self.scripts = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "td" and found.get("class") == "cell":
+            self.cells.append(found)
+        elif tag == "img":
+            self.images.append(found.get("src"))
+        elif tag == "a":
+            self.links.append(found.get("href"))
+        elif tag == "script":
+            self.scripts += 1
+
+
+def parse(page: str) -> Cells:
+    cells = Cells()
+    cells.feed(page)
+    return cells
+
+
+def test_matrix_puts_replicates_of_one_variant_in_one_cell(tmp_path):
+    matrix = variant_matrix(sample_frame(tmp_path))
+
+    assert matrix.sources == ["video_a", "video_b"]
+    assert matrix.variants == ["noir", "anime"]
+    assert [r["video_id"] for r in matrix.cells[("video_a", "anime")]] == ["video_2", "video_3"]
+    assert ("video_b", "anime") not in matrix.cells
+
+
+def test_matrix_shows_only_the_latest_attempt_and_counts_the_attempts(tmp_path):
+    frame = frame_of(
+        lineage_row(
+            key="k",
+            row_number=1,
+            source_video_id="s",
+            variant="v",
+            attempt=1,
+            state="failed",
+            status="failed",
+            video_id="video_old",
+        ),
+        lineage_row(
+            key="k", row_number=1, source_video_id="s", variant="v", attempt=2, video_id="video_new"
+        ),
+    )
+
+    (cell,) = variant_matrix(frame).cells[("s", "v")]
+
+    assert cell["video_id"] == "video_new"
+    assert cell["attempts"] == 2
+
+
+def test_markdown_matrix_has_sources_as_rows_and_variants_as_columns(tmp_path):
+    text = variant_matrix_markdown(sample_frame(tmp_path))
+    lines = text.splitlines()
+
+    assert lines[0] == "| source | noir | anime |"
+    assert lines[2].startswith("| video_a | completed `video_1` | completed `video_2`<br>")
+    assert lines[3] == "| video_b | failed `video_4` | · |"
+
+
+def test_report_has_one_cell_per_variant_and_relative_media_links(tmp_path):
+    page = render_report(sample_frame(tmp_path / "media"), tmp_path, title="Experiment t")
+    found = parse(page)
+
+    assert [(c["data-source"], c["data-variant"]) for c in found.cells] == [
+        ("video_a", "noir"),
+        ("video_a", "anime"),
+        ("video_b", "noir"),
+    ]
+    assert found.images == ["media/k1/thumbnail.webp"]
+    assert "media/k1/video.mp4" in found.links
+    assert found.scripts == 0
+
+
+def test_report_shows_a_failed_cells_error_code_and_message(tmp_path):
+    page = render_report(sample_frame(tmp_path), tmp_path, title="t")
+
+    assert "<code>moderation_blocked</code> Refused &lt;by&gt; policy" in page
+
+
+def test_a_prompt_with_a_script_tag_renders_as_text(tmp_path):
+    hostile = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+    frame = frame_of(
+        lineage_row(key="k", row_number=1, source_video_id="s", variant='v"><b>', prompt=hostile)
+    )
+
+    page = render_report(frame, tmp_path, title="<i>t</i>")
+    found = parse(page)
+
+    assert found.scripts == 0
+    assert found.images == []
+    assert html.escape(hostile) in page
+    assert found.cells[0]["data-variant"] == 'v"><b>'
+    assert "<i>t</i>" not in page
+
+
+def test_write_report_replaces_the_page_in_place(tmp_path):
+    first = write_report(sample_frame(tmp_path), str(tmp_path), title="one")
+    second = write_report(sample_frame(tmp_path), str(tmp_path), title="two")
+
+    assert first == second == str(tmp_path / "report.html")
+    assert "<title>two</title>" in Path(second).read_text()
+    assert [p.name for p in tmp_path.iterdir()] == ["report.html"]
