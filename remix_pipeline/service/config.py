@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from remix_pipeline.contract import ContractMode
+from remix_pipeline.service.dialects import Dialect
 
 
 class FaultConfig(BaseModel):
@@ -53,6 +54,11 @@ class ServiceConfig(BaseModel):
     )
     api_key: str | None = Field(default=None, repr=False)
     mode: ContractMode = ContractMode.LENIENT
+    dialect: Dialect = Field(
+        default=Dialect.OPENAI,
+        description="Imitate a compatible server's deviations (litellm, sglang, vllm, "
+        "no-list); `openai` is the contract itself.",
+    )
     queued_seconds: float = Field(default=0.5, ge=0)
     run_seconds: float = Field(default=2.0, ge=0)
     expires_after_seconds: int = Field(default=3600, ge=1)

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from remix_pipeline.contract import ContractMode
 from remix_pipeline.service.app import create_app
 from remix_pipeline.service.config import FaultConfig, ServiceConfig, default_service_config
+from remix_pipeline.service.dialects import Dialect
 from remix_pipeline.service.gateway import ResponseDropped
 
 API_KEY_ENV = "REMIX_PIPELINE_SERVE_API_KEY"
@@ -56,6 +57,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mode", choices=[m.value for m in ContractMode], default=ContractMode.LENIENT.value
     )
+    parser.add_argument(
+        "--dialect",
+        choices=[d.value for d in Dialect],
+        default=None,
+        help="Imitate a compatible server's deviations (default: openai, the contract).",
+    )
     parser.add_argument("--queued-seconds", type=float, default=None)
     parser.add_argument("--run-seconds", type=float, default=None)
     parser.add_argument("--expires-after", type=int, default=None, help="Content lifetime (s).")
@@ -87,6 +94,7 @@ def config_from_args(args: argparse.Namespace) -> ServiceConfig:
         "expires_after_seconds": args.expires_after,
         "poll_after_ms": args.poll_after_ms,
         "media_scale": args.media_scale,
+        "dialect": args.dialect,
     }
     values.update({k: v for k, v in optional.items() if v is not None})
     try:
