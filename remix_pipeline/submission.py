@@ -248,8 +248,10 @@ class _Submitter:
             self.policy is UnknownOutcomePolicy.RESUBMIT or self.listing_is_exhaustive
         ):
             return None
-        if self.policy is UnknownOutcomePolicy.RESUBMIT:
+        if self.policy is UnknownOutcomePolicy.RESUBMIT or self.listing_is_exhaustive:
             # The send that just failed is too recent to give up on; the next run looks again.
+            # Where the listing is exhaustive, that look can only find the job or prove there
+            # is none, so transient faults on every send of this run never fail the variant.
             return Outcome(request.key, Action.UNRESOLVED, attempt, "outcome unknown")
         failed = self.ledger.mark_failed(
             attempt.key,
