@@ -11,4 +11,11 @@ if [ -z "${REMIX_PIPELINE_TEST_POSTGRES_URL:-}" ]; then
     REMIX_PIPELINE_TEST_POSTGRES_URL="$(bash scripts/postgres.sh)"
     export REMIX_PIPELINE_TEST_POSTGRES_URL
 fi
+# Headless Chromium for the report's browser tests: always checked under CI, where those
+# tests must run; elsewhere a failed install only makes them skip with a reason.
+if [ -n "${CI:-}" ]; then
+    bash scripts/install-browser.sh
+elif ! command -v chromium >/dev/null 2>&1; then
+    bash scripts/install-browser.sh || echo "chromium not installed: browser tests will skip" >&2
+fi
 exec .venv/bin/python -m pytest "$@"
