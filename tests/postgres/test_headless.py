@@ -1,0 +1,48 @@
+"""`remix-pipeline run`'s engine with Dagster storage and the ledger both on PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+
+from remix_pipeline.definitions.headless import HeadlessRunner
+from remix_pipeline.experiment import ExperimentSettings
+from remix_pipeline.lineage import read_lineage
+
+from ..definitions.conftest import project, remix_jobs
+
+__all__ = ["project"]
+
+
+def postgres_instance(home: Path, url: str) -> dg.DagsterInstance:
+    # dagster-postgres's driver is psycopg2; SQLAlchemy 2.1 reads bare postgresql as psycopg 3.
+    storage_url = url.replace("postgresql:", "postgresql+psycopg2:", 1)
+    (home / "dagster.yaml").write_text(
+        f"storage:\n  postgres:\n    postgres_url: {storage_url}\n"
+        "concurrency:\n  pools:\n    default_limit: 1\n"
+        "telemetry:\n  enabled: false\n"
+    )
+    return dg.DagsterInstance.from_config(str(home))
+
+
+def test_run_and_rerun_on_postgres_pay_once_per_variant(project: Path, postgres_url: str) -> None:
+    settings = ExperimentSettings(
+        name="t",
+        table=str(project / "data" / "requests.csv"),
+        ledger_url=postgres_url,
+        pool="remix_submissions",
+    )
+    home = project / ".remix-pipeline" / "dagster_home"
+    with postgres_instance(home, postgres_url) as instance:
+        first = HeadlessRunner(settings, instance, poll_seconds=0.1).run(timeout_seconds=120)
+        jobs = remix_jobs(project)
+        again = HeadlessRunner(settings, instance, poll_seconds=0.1).run(timeout_seconds=120)
+        runs = instance.get_runs()
+
+    assert first.finished and again.finished
+    assert len(jobs) == 4
+    assert remix_jobs(project) == jobs
+    frame = read_lineage(again.lineage_path)
+    assert set(frame["state"]) == {"completed"}
+    assert len(runs) >= 4
