@@ -109,7 +109,8 @@ table.matrix{border-collapse:collapse}
 .matrix td.empty{background:#f3f3f3}
 figure{margin:0 0 8px;width:200px}
 figure img{display:block;width:200px;height:auto;border-radius:4px;background:#222}
-figcaption{font-size:12px;color:#333}
+figcaption{font-size:12px;color:#333;overflow-wrap:anywhere}
+figcaption code{font-size:11px;word-break:break-all}
 .status{font-weight:600;text-transform:uppercase;font-size:11px;padding:1px 5px;border-radius:3px}
 .status-completed{background:#d9f2e0;color:#17612e}
 .status-failed{background:#fbe0e0;color:#8a1c1c}
