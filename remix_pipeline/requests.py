@@ -85,6 +85,7 @@ class VariantRequest:
     experiment: str
     replicate: int
     row_number: int
+    parent_key: str | None = None  # a remix chain: remix this variant's result, not the source
 
 
 @dataclass(frozen=True)
@@ -510,11 +511,7 @@ def _validate_rows(raw: _Raw) -> tuple[tuple[VariantRequest, ...], list[RowProbl
     variant = _label(found, column(VARIANT), VARIANT, raw.typed)
     experiment = _label(found, column(EXPERIMENT), EXPERIMENT, raw.typed)
     chained = _text_column(found, column(SOURCE_VARIANT), SOURCE_VARIANT, raw.typed)
-    found.flag(
-        (chained.fillna("").str.strip() != "").to_numpy(),
-        SOURCE_VARIANT,
-        "remix chains (source_variant) are not supported yet; leave it empty",
-    )
+    parent_label = chained.fillna("").str.strip()
 
     _flag_duplicates(found, rows, source, stripped)
     ok = found.ok
@@ -525,6 +522,7 @@ def _validate_rows(raw: _Raw) -> tuple[tuple[VariantRequest, ...], list[RowProbl
             VARIANT: variant[ok].to_numpy(),
             EXPERIMENT: experiment[ok].to_numpy(),
             REPLICATES: replicates[ok].to_numpy(),
+            SOURCE_VARIANT: parent_label[ok].to_numpy(),
             _ROW: rows[ok],
         },
         dtype=object,
@@ -538,6 +536,7 @@ def _validate_rows(raw: _Raw) -> tuple[tuple[VariantRequest, ...], list[RowProbl
     keep.loc[defaults, VARIANT] = "v-" + keep.loc[defaults, "prompt_sha256"].str[:10]
     _flag_duplicate_labels(found, keep)
     keep = keep[~keep[_ROW].isin(found.rows[~found.ok])]
+    keep = _resolve_chains(found, keep)
     return _expand(keep), found.as_list()
 
 
@@ -653,12 +652,98 @@ def _flag_duplicate_labels(found: _Problems, keep: pd.DataFrame) -> None:
     found.flag(mask, VARIANT, lambda row: reasons[int(row)], pd.Series(found.rows))
 
 
+def _resolve_chains(found: _Problems, keep: pd.DataFrame) -> pd.DataFrame:
+    """Give each chained row (one whose `source_variant` names another row of its source) the
+    key of that row's first replicate as parent, and a key derived from it.
+
+    A chained variant's content is (its parent's content, its prompt), so its key is stable
+    and changes exactly when an ancestor's prompt does. Dangling references and cycles are row
+    problems, and so is every row that descends from a bad one.
+    """
+    keep = keep.copy()
+    keep["parent_key"] = None
+    chained = keep[SOURCE_VARIANT] != ""
+    if not chained.any():
+        return keep
+    row_of = {
+        (s, v): int(r) for s, v, r in zip(keep[SOURCE], keep[VARIANT], keep[_ROW], strict=True)
+    }
+    index_of = {int(r): i for i, r in zip(keep.index, keep[_ROW], strict=True)}
+    parent_row: dict[int, int] = {}
+    bad: dict[int, str] = {}
+    for source, label, row in zip(
+        keep.loc[chained, SOURCE],
+        keep.loc[chained, SOURCE_VARIANT],
+        keep.loc[chained, _ROW],
+        strict=True,
+    ):
+        target = row_of.get((source, label))
+        if target is None:
+            bad[int(row)] = f"source_variant {label!r} names no valid row of source {source!r}"
+        else:
+            parent_row[int(row)] = target
+    for row in list(parent_row):
+        seen = [row]
+        current = parent_row.get(row)
+        while current is not None and current not in seen:
+            seen.append(current)
+            current = parent_row.get(current)
+        if current is not None:
+            path = " -> ".join(f"row {r}" for r in [*seen[seen.index(current) :], current])
+            bad[row] = f"source_variant forms a cycle: {path}"
+    changed = True
+    while changed:  # descendants of a bad row are bad too
+        changed = False
+        for row, parent in parent_row.items():
+            if row not in bad and parent in bad:
+                bad[row] = f"its source_variant row {parent} is invalid"
+                changed = True
+    if bad:
+        mask = np.isin(found.rows, list(bad))
+        found.flag(mask, SOURCE_VARIANT, lambda r: bad[int(r)], pd.Series(found.rows))
+    keys: dict[int, str] = {}
+
+    def key_of(row: int) -> str:
+        if row not in keys:
+            record = keep.loc[index_of[row]]
+            parent = parent_row.get(row)
+            content = f"{record[SOURCE]}\0{record[PROMPT]}"
+            if parent is not None:
+                keep.at[index_of[row], "parent_key"] = key_of(parent)
+                content = f"{keep.at[index_of[row], 'parent_key']}\0{record[PROMPT]}"
+                keep.at[index_of[row], "key_hash"] = hashlib.sha256(content.encode()).hexdigest()[
+                    :KEY_HASH_CHARS
+                ]
+            keys[row] = (
+                f"{record[SOURCE][:KEY_SOURCE_CHARS]}.{keep.at[index_of[row], 'key_hash']}.r1"
+            )
+        return keys[row]
+
+    keep = keep[~keep[_ROW].isin(list(bad))]
+    index_of = {int(r): i for i, r in zip(keep.index, keep[_ROW], strict=True)}
+    for row in keep.loc[keep[SOURCE_VARIANT] != "", _ROW]:
+        key_of(int(row))
+    return keep
+
+
 def _expand(keep: pd.DataFrame) -> tuple[VariantRequest, ...]:
     """One request per replicate, in table order."""
     out: list[VariantRequest] = []
-    names = (SOURCE, PROMPT, VARIANT, EXPERIMENT, REPLICATES, _ROW, "prompt_sha256", "key_hash")
+    names = (
+        SOURCE,
+        PROMPT,
+        VARIANT,
+        EXPERIMENT,
+        REPLICATES,
+        _ROW,
+        "prompt_sha256",
+        "key_hash",
+        "parent_key",
+    )
     columns = [keep[name].tolist() for name in names]
-    for source, prompt, variant, experiment, count, row, sha, digest in zip(*columns, strict=True):
+    for source, prompt, variant, experiment, count, row, sha, digest, parent in zip(
+        *columns, strict=True
+    ):
         stem = f"{source[:KEY_SOURCE_CHARS]}.{digest}.r"
         for replicate in range(1, int(count) + 1):
             out.append(
@@ -671,6 +756,7 @@ def _expand(keep: pd.DataFrame) -> tuple[VariantRequest, ...]:
                     experiment=experiment,
                     replicate=replicate,
                     row_number=int(row),
+                    parent_key=parent,
                 )
             )
     return tuple(out)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from remix_pipeline.client import (
@@ -38,6 +38,7 @@ UNRESOLVED_CODE = "submission_outcome_unknown"
 # A POST whose outcome was unknown and that matched no job may be sent again at once, where
 # the policy or the server allows it; this bounds how often one run pays that risk.
 MAX_SENDS_PER_RUN = 3
+PARENT_FAILED_CODE = "parent_failed"
 
 
 class Action(StrEnum):
@@ -47,13 +48,14 @@ class Action(StrEnum):
     BUSY = "busy"  # another live run owns this variant's intent
     FAILED = "failed"  # the server refused the request, or the orphan could not be resolved
     UNRESOLVED = "unresolved"  # outcome still unknown; the next run resolves it before sending
+    WAITING = "waiting"  # a remix chain's parent has not completed yet
 
 
 @dataclass(frozen=True)
 class Outcome:
     key: str
     action: Action
-    attempt: Attempt
+    attempt: Attempt | None  # None while a chained variant waits for its parent
     detail: str = ""
 
 
@@ -78,6 +80,11 @@ async def submit_variants(
     limiter paces them to the server's rate.
     """
     submitter = _Submitter(ledger, client, table_hash, run_id, policy, owner_gone, retry_failed)
+    outcomes: list[Outcome] = []
+    requests, settled = chain_sources(requests, ledger, table_hash=table_hash, run_id=run_id)
+    for outcome in settled:
+        outcomes.append(outcome)
+        on_outcome(outcome)
     latest = ledger.latest(r.key for r in requests)
     unseen = [r for r in requests if r.key not in latest]
     if unseen:
@@ -88,7 +95,6 @@ async def submit_variants(
         crash_point("submission.intents_recorded")
     to_send: list[tuple[VariantRequest, Attempt]] = []
     to_resolve: list[tuple[VariantRequest, Attempt]] = []
-    outcomes: list[Outcome] = []
 
     for request in requests:
         decision = submitter.plan(request, latest.get(request.key))
@@ -116,6 +122,46 @@ async def submit_variants(
 
     await asyncio.gather(*(send_one(r, a) for r, a in to_send))
     return outcomes
+
+
+def chain_sources(
+    requests: Sequence[VariantRequest], ledger: Ledger, *, table_hash: str, run_id: str | None
+) -> tuple[list[VariantRequest], list[Outcome]]:
+    """Point each chained variant at its parent's video, once the parent has completed.
+
+    A variant whose parent is still running waits (nothing is recorded, the next run looks
+    again); one whose parent failed ends as failed without a paid call.
+    """
+    parents = ledger.latest({r.parent_key for r in requests if r.parent_key})
+    if not parents and not any(r.parent_key for r in requests):
+        return list(requests), []
+    own = ledger.latest(r.key for r in requests if r.parent_key)
+    ready: list[VariantRequest] = []
+    settled: list[Outcome] = []
+    for request in requests:
+        parent = parents.get(request.parent_key or "")
+        if request.parent_key is None:
+            ready.append(request)
+        elif parent is not None and parent.state is AttemptState.COMPLETED and parent.video_id:
+            ready.append(replace(request, source_video_id=parent.video_id))
+        elif request.key in own:
+            ready.append(replace(request, source_video_id=own[request.key].source_video_id))
+        elif parent is not None and parent.state is AttemptState.FAILED:
+            intent = ledger.record_intent(
+                request, table_hash=table_hash, run_id=run_id, now=time.time()
+            )
+            failed = ledger.mark_failed(
+                intent.key,
+                intent.attempt,
+                code=PARENT_FAILED_CODE,
+                message=f"Not submitted: the variant it remixes ({request.parent_key}) failed"
+                f" with {parent.error_code or 'an error'}.",
+                now=time.time(),
+            )
+            settled.append(Outcome(request.key, Action.FAILED, failed, failed.error_message or ""))
+        else:
+            settled.append(Outcome(request.key, Action.WAITING, None, request.parent_key or ""))
+    return ready, settled
 
 
 class _Submitter:

@@ -27,9 +27,10 @@ from remix_pipeline.lineage import build_lineage_frame, status_counts, write_par
 from remix_pipeline.manifest import MANIFEST_FILE_NAME, build_manifest, write_manifest_atomically
 from remix_pipeline.report import variant_matrix_markdown, write_report
 from remix_pipeline.requests import TableUnreadableError, VariantRequest, read_request_table
-from remix_pipeline.submission import Outcome, submit_variants
+from remix_pipeline.submission import Action, Outcome, submit_variants
 from remix_pipeline.tracking import download_media
 
+ROUTINE_ACTIONS = frozenset({Action.SUBMITTED, Action.ALREADY_DONE})
 PREVIEW_COLUMNS = ["key", "attempt", "source_video_id", "variant", "status", "video_id"]
 
 
@@ -90,15 +91,21 @@ def build_assets(runtime: ExperimentRuntime) -> list[dg.AssetsDefinition | dg.As
         estimate = _estimate_before_fan_out(context, to_pay)
 
         def observe(outcome: Outcome) -> None:
+            # A routine submission is recorded by the ledger and summarised in the
+            # materialization below; an event per variant would cost a Dagster event-log
+            # write each (about a sixth of a 1,000-variant run, benchmarks/RESULTS.md).
+            if outcome.action in ROUTINE_ACTIONS:
+                return
+            attempt = outcome.attempt
             context.log_event(
                 dg.AssetObservation(
                     asset_key=keys.submissions,
                     partition=outcome.key,
                     metadata={
                         "action": outcome.action.value,
-                        "attempt": outcome.attempt.attempt,
-                        "state": outcome.attempt.state.value,
-                        "video_id": outcome.attempt.video_id or "",
+                        "attempt": attempt.attempt if attempt else 0,
+                        "state": attempt.state.value if attempt else "waiting",
+                        "video_id": (attempt.video_id if attempt else None) or "",
                         "detail": outcome.detail[:500],
                     },
                 )
@@ -119,11 +126,17 @@ def build_assets(runtime: ExperimentRuntime) -> list[dg.AssetsDefinition | dg.As
         )
         actions = Counter(o.action.value for o in outcomes)
         context.log.info(f"submission outcomes: {dict(actions)}")
+        jobs = {
+            o.key: o.attempt.video_id
+            for o in outcomes
+            if o.attempt is not None and o.attempt.video_id
+        }
         return dg.MaterializeResult(
             metadata={
                 "variants": len(requests),
                 **estimate.metadata(),
                 **{f"{k}": v for k, v in actions.items()},
+                "video_ids": dg.MetadataValue.json(jobs),
             }
         )
 

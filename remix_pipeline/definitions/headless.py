@@ -181,8 +181,9 @@ class HeadlessRunner:
             progress = self.progress(table_keys)
             self.on_progress(progress)
             summary.progress = progress
-            if progress.busy:
-                # Interrupted intents whose run has since ended are picked up again here.
+            if progress.busy or progress.submitted < progress.variants:
+                # Interrupted intents whose run has since ended, and chained variants whose
+                # parent has just ended, are picked up again here.
                 self.evaluate_sensor(f"{name}_fanout_sensor")
             done = progress.ended == progress.variants and progress.downloaded == progress.completed
             if done and not self._unreported():

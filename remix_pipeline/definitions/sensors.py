@@ -19,7 +19,12 @@ from remix_pipeline.definitions.runtime import (
     sensor_status,
 )
 from remix_pipeline.ledger import Attempt, AttemptState
-from remix_pipeline.requests import RequestTable, TableUnreadableError, read_request_table
+from remix_pipeline.requests import (
+    RequestTable,
+    TableUnreadableError,
+    VariantRequest,
+    read_request_table,
+)
 from remix_pipeline.tracking import poll_in_flight
 
 # Stay well inside the 60 s sensor evaluation timeout; what is left is done next tick.
@@ -97,6 +102,14 @@ def submission_run_key(
     return f"submit-{_digest(needed)}-{finished}"
 
 
+def parent_settled(request: VariantRequest, latest: dict[str, Attempt]) -> bool:
+    """A chained variant can be submitted (or failed) only once its parent has ended."""
+    if request.parent_key is None:
+        return True
+    parent = latest.get(request.parent_key)
+    return parent is not None and parent.is_terminal
+
+
 def needs_submission(attempt: Attempt | None, instance: dg.DagsterInstance) -> bool:
     if attempt is None:
         return True
@@ -110,7 +123,7 @@ class TableState:
     """The table's variants set against the partitions and the ledger."""
 
     table: RequestTable
-    keys: list[str]  # table order, no duplicates
+    keys: list[str]  # table order, no duplicates; chained variants only once their parent ended
     partitions: list[str]  # existing partitions, then the new ones
     new_partitions: list[str]
     latest: dict[str, Attempt]
@@ -124,7 +137,8 @@ def read_table_state(
         table = read_request_table(settings.table_path, strict=settings.strict)
     except TableUnreadableError as exc:
         return dg.SkipReason(f"request table unreadable: {exc}")
-    keys = list(dict.fromkeys(r.key for r in table.requests))
+    latest = runtime.ledger().latest(r.key for r in table.requests)
+    keys = list(dict.fromkeys(r.key for r in table.requests if parent_settled(r, latest)))
     existing = instance.get_dynamic_partitions(runtime.keys.partitions.name)
     known = set(existing)
     new_partitions = [k for k in keys if k not in known]
@@ -133,7 +147,7 @@ def read_table_state(
         keys=keys,
         partitions=existing + new_partitions,
         new_partitions=new_partitions,
-        latest=runtime.ledger().latest(keys),
+        latest=latest,
     )
 
 
