@@ -185,7 +185,9 @@ class HeadlessRunner:
                 # Interrupted intents whose run has since ended, and chained variants whose
                 # parent has just ended, are picked up again here.
                 self.evaluate_sensor(f"{name}_fanout_sensor")
-            done = progress.ended == progress.variants and progress.downloaded == progress.completed
+            # Missing media are fetched after the loop: a run killed while downloading left
+            # files that no completion tick will ask for again.
+            done = progress.ended == progress.variants
             if done and not self._unreported():
                 break
             if done:
