@@ -28,6 +28,7 @@ from remix_pipeline.ledger import AttemptState
 from remix_pipeline.lineage import build_lineage_frame
 from remix_pipeline.requests import read_request_table
 
+MEDIA_INTERVAL_SECONDS = 15.0
 QUIET_LOGGERS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 DAGSTER_YAML = """\
 # Written by remix-pipeline for its project-local Dagster home.
@@ -95,6 +96,8 @@ class HeadlessRunner:
         self.on_progress = on_progress
         self.poll_seconds = poll_seconds
         self.runs: list[str] = []
+        self.cursors: dict[str, str | None] = {}
+        self.last_media_run = 0.0
 
     def execute(
         self, asset_selection: list[dg.AssetKey], tags: dict[str, str] | None = None
@@ -122,9 +125,12 @@ class HeadlessRunner:
             warnings.simplefilter("ignore")
             sensor = self.defs.get_sensor_def(name)
             context = dg.build_sensor_context(
-                instance_ref=self.instance.get_ref(), definitions=self.defs
+                instance_ref=self.instance.get_ref(),
+                definitions=self.defs,
+                cursor=self.cursors.get(name),
             )
             data = sensor.evaluate_tick(context)
+        self.cursors[name] = data.cursor
         for request in data.dynamic_partitions_requests or []:
             if isinstance(request, dg.AddDynamicPartitionsRequest):
                 self.instance.add_dynamic_partitions(
@@ -133,7 +139,14 @@ class HeadlessRunner:
         for event in data.asset_events or []:
             self.instance.report_runless_asset_event(event)
         for run_request in data.run_requests or []:
-            self.execute(list(run_request.asset_selection or []), dict(run_request.tags))
+            selection = list(run_request.asset_selection or [])
+            if selection == [self.runtime.keys.media]:
+                # Downloads wait at most MEDIA_INTERVAL_SECONDS (download URLs live about an
+                # hour), so a wave of completions shares one run; the final run catches up.
+                if time.monotonic() - self.last_media_run < MEDIA_INTERVAL_SECONDS:
+                    continue
+                self.last_media_run = time.monotonic()
+            self.execute(selection, dict(run_request.tags))
 
     def progress(self, table_keys: set[str]) -> Progress:
         frame = build_lineage_frame(self.runtime.ledger())
@@ -173,6 +186,8 @@ class HeadlessRunner:
             invalid_rows=[str(p) for p in table.problems],
         )
         self.execute([keys.request_table])
+        # The table run above already recorded this version of the table.
+        self.cursors[f"{name}_fanout_sensor"] = table.content_hash
         self.evaluate_sensor(f"{name}_fanout_sensor")
 
         deadline = time.monotonic() + timeout_seconds
@@ -196,8 +211,7 @@ class HeadlessRunner:
                 return summary
             time.sleep(self.poll_seconds)
 
-        self.execute([keys.media])
-        result = self.execute([keys.lineage])
+        result = self.execute([keys.media, keys.lineage])
         summary.checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
         summary.progress = self.progress(table_keys)
         self.on_progress(summary.progress)
