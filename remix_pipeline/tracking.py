@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from remix_pipeline.client import APIStatusError, VideosClient
-from remix_pipeline.contract import ContentVariant
+from remix_pipeline.contract import ContentVariant, Video
 from remix_pipeline.crashpoints import crash_point
 from remix_pipeline.ledger import Attempt, AttemptState, Ledger, MediaRecord
 
@@ -64,11 +64,22 @@ async def poll_in_flight(
             report.vanished.append(failed)
             report.finished.append(failed)
             continue
+        if _unchanged(attempt, video):
+            continue  # a ledger write per job per tick would dominate a large tick
         updated = ledger.update_video(attempt.key, attempt.attempt, video, now=now)
         crash_point("tracking.polled")
         if updated.is_terminal:
             report.finished.append(updated)
     return report
+
+
+def _unchanged(attempt: Attempt, video: Video) -> bool:
+    known = attempt.video or {}
+    return (
+        not video.is_terminal
+        and known.get("status") == video.status.value
+        and known.get("progress") == video.progress
+    )
 
 
 def media_dir(root: Path, attempt: Attempt) -> Path:
