@@ -132,20 +132,22 @@ def chain_sources(
     A variant whose parent is still running waits (nothing is recorded, the next run looks
     again); one whose parent failed ends as failed without a paid call.
     """
-    parents = ledger.latest({r.parent_key for r in requests if r.parent_key})
-    if not parents and not any(r.parent_key for r in requests):
+    chained = [r for r in requests if r.parent_key]
+    if not chained:
         return list(requests), []
-    own = ledger.latest(r.key for r in requests if r.parent_key)
+    parents = ledger.latest({r.parent_key for r in chained if r.parent_key})
+    own = ledger.latest(r.key for r in chained)
     ready: list[VariantRequest] = []
     settled: list[Outcome] = []
     for request in requests:
         parent = parents.get(request.parent_key or "")
         if request.parent_key is None:
             ready.append(request)
+        elif request.key in own:
+            # Already recorded against the parent's video of that time: keep that source.
+            ready.append(replace(request, source_video_id=own[request.key].source_video_id))
         elif parent is not None and parent.state is AttemptState.COMPLETED and parent.video_id:
             ready.append(replace(request, source_video_id=parent.video_id))
-        elif request.key in own:
-            ready.append(replace(request, source_video_id=own[request.key].source_video_id))
         elif parent is not None and parent.state is AttemptState.FAILED:
             intent = ledger.record_intent(
                 request, table_hash=table_hash, run_id=run_id, now=time.time()
