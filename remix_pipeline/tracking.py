@@ -1,15 +1,21 @@
 """Following submitted jobs to their end, and fetching what they produced.
 
 Both steps read their work from the ledger, so they can stop at any point (a sensor's time
-budget, a killed process) and the next call carries on where this one stopped.
+budget, a killed process) and the next call carries on where this one stopped. Media go to
+any fsspec location: a local folder receives each file by an atomic rename, a remote one
+(`s3://...`, `memory://...`) by an upload of the complete local download, and the ledger
+records a file only once it is at its destination.
 """
 
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from upath import UPath
 
 from remix_pipeline.client import APIStatusError, VideosClient
 from remix_pipeline.contract import ContentVariant, Video
@@ -82,8 +88,20 @@ def _unchanged(attempt: Attempt, video: Video) -> bool:
     )
 
 
-def media_dir(root: Path, attempt: Attempt) -> Path:
-    return root / attempt.key / f"attempt-{attempt.attempt}"
+LOCAL_PROTOCOLS = frozenset({"", "file", "local"})
+
+
+def is_local(location: str | Path) -> bool:
+    """True for a plain path or a `file://` URL: a folder this machine renames into."""
+    return UPath(location).protocol in LOCAL_PROTOCOLS
+
+
+def media_dir(root: str | Path, attempt: Attempt) -> UPath:
+    """The folder of one attempt's media under `root` (a path or an fsspec URL)."""
+    base = UPath(root)
+    if base.protocol in LOCAL_PROTOCOLS:
+        base = UPath(base.path)
+    return base / attempt.key / f"attempt-{attempt.attempt}"
 
 
 @dataclass
@@ -95,18 +113,31 @@ class DownloadReport:
 async def download_media(
     ledger: Ledger,
     client: VideosClient,
-    root: Path,
+    root: str | Path,
     attempts: list[Attempt] | None = None,
 ) -> DownloadReport:
-    """Download every variant of every completed attempt that does not have it yet."""
+    """Download every variant of every completed attempt that does not have it yet.
+
+    `root` is a local folder or any fsspec URL; the ledger records each file's final
+    location (a local path, or the URL of the uploaded object).
+    """
     report = DownloadReport()
     if attempts is None:
         attempts = [a for a in ledger.latest().values() if a.state is AttemptState.COMPLETED]
+    local = is_local(root)
 
-    async def one(attempt: Attempt, variant: ContentVariant) -> None:
+    async def one(attempt: Attempt, variant: ContentVariant, staging: Path | None) -> None:
         target = media_dir(root, attempt) / variant.file_name
+        video_id = attempt.video_id or ""
         try:
-            result = await client.download(attempt.video_id or "", variant, target)
+            if staging is None:
+                result = await client.download(video_id, variant, Path(target.path))
+                location = str(result.path)
+            else:
+                staged = staging / attempt.key / str(attempt.attempt) / variant.file_name
+                result = await client.download(video_id, variant, staged)
+                await asyncio.to_thread(_upload, result.path, target)
+                location = str(target)
         except APIStatusError as exc:
             report.problems.append(f"{attempt.key} {variant.value}: {exc.message}")
             return
@@ -114,7 +145,7 @@ async def download_media(
             key=attempt.key,
             attempt=attempt.attempt,
             variant=variant.value,
-            path=str(result.path),
+            path=location,
             sha256=result.sha256,
             size_bytes=result.size_bytes,
         )
@@ -122,9 +153,21 @@ async def download_media(
         ledger.record_media(record)
         report.downloaded.append(record)
 
-    jobs = []
+    wanted = []
     for attempt in attempts:
         have = ledger.media(attempt.key, attempt.attempt)
-        jobs.extend(one(attempt, v) for v in MEDIA_VARIANTS if v.value not in have)
-    await asyncio.gather(*jobs)
+        wanted.extend((attempt, v) for v in MEDIA_VARIANTS if v.value not in have)
+    if not wanted:
+        return report
+    if local:
+        await asyncio.gather(*(one(a, v, None) for a, v in wanted))
+        return report
+    # Remote destinations get complete files only: each download lands here first.
+    with tempfile.TemporaryDirectory(prefix="remix-media-") as staging:
+        await asyncio.gather(*(one(a, v, Path(staging)) for a, v in wanted))
     return report
+
+
+def _upload(source: Path, target: UPath) -> None:
+    """Copy a complete local file to a remote location; object stores publish on close."""
+    target.fs.put_file(str(source), target.path)
