@@ -12,7 +12,6 @@ import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 from typing import TypeVar
 
 import dagster as dg
@@ -92,8 +91,9 @@ class ExperimentRuntime:
         return asyncio.run(main())
 
     @property
-    def media_root(self) -> Path:
-        return Path(self.settings.resolved_output_dir) / "media"
+    def media_root(self) -> str:
+        """A local folder or an fsspec URL (a cluster's shared store)."""
+        return f"{self.settings.resolved_output_dir.rstrip('/')}/media"
 
     @property
     def lineage_path(self) -> str:
