@@ -2,7 +2,8 @@
 
 A static HTML page beside the lineage table (`<output_dir>/report.html`) with inline CSS and
 no script, so it opens from disk, from a copied folder or from a build artifact alike: media
-are linked by paths relative to the page. Every value from the table or the server is escaped
+are linked by paths relative to the page (also when page and media sit in an object store, so
+the folder can be synced down as is). Every value from the table or the server is escaped
 (prompts are user text). The same matrix, as markdown, is what the Dagster UI shows.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import html
 import os
+import posixpath
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,13 +123,20 @@ background:#fff3cd;color:#7a5a00}
 """
 
 
-def _relative(path: object, base: Path) -> str | None:
+def _relative(path: object, base: str | Path) -> str | None:
+    """A link from the page's folder `base` to `path`; a URL on another store stays whole."""
     if not _present(path):
         return None
-    return Path(os.path.relpath(str(path), base)).as_posix()
+    text, folder = str(path), str(base)
+    if "://" not in text and "://" not in folder:
+        return Path(os.path.relpath(text, folder)).as_posix()
+    target, home = UPath(text), UPath(folder)
+    if target.protocol == home.protocol and target.storage_options == home.storage_options:
+        return posixpath.relpath(target.path, home.path)
+    return text
 
 
-def _figure(row: dict[str, Any], base: Path) -> str:
+def _figure(row: dict[str, Any], base: str | Path) -> str:
     e = html.escape
     status = _status(row)
     video = _relative(row.get("video_path"), base)
@@ -161,7 +170,11 @@ def _figure(row: dict[str, Any], base: Path) -> str:
 
 
 def render_report(
-    frame: pd.DataFrame, base: Path, *, title: str, manifest: dict[str, Any] | None = None
+    frame: pd.DataFrame,
+    base: str | Path,
+    *,
+    title: str,
+    manifest: dict[str, Any] | None = None,
 ) -> str:
     """The page for `frame`, with media links relative to `base` (the page's folder)."""
     e = html.escape
@@ -216,7 +229,7 @@ def write_report(
     target = UPath(output_dir.rstrip("/")) / REPORT_FILE_NAME
     if target.protocol not in ("", "file", "local"):
         with target.open("w", encoding="utf-8") as handle:
-            handle.write(render_report(frame, Path("."), title=title, manifest=manifest))
+            handle.write(render_report(frame, str(target.parent), title=title, manifest=manifest))
         return str(target)
     path = Path(target.path)
     path.parent.mkdir(parents=True, exist_ok=True)
