@@ -15,7 +15,7 @@ Every state change also appends to `events`, which the pipeline mirrors into Dag
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from enum import StrEnum
@@ -352,35 +352,30 @@ class Ledger:
         """Claim `video` for this attempt; a terminal video also ends the attempt."""
         try:
             with self._write() as conn:
-                row = _locked_row(conn, key, attempt)
-                state = AttemptState(row.state)
-                if row.video_id == video.id:
-                    return _attempt(row)
-                _require(row, state in UNRESOLVED_STATES, f"given video {video.id}")
-                owner = conn.execute(
-                    sa.select(attempts_table.c.key, attempts_table.c.attempt).where(
-                        attempts_table.c.video_id == video.id
-                    )
-                ).first()
-                if owner is not None:
-                    raise VideoAlreadyClaimedError(video.id, owner.key, owner.attempt)
-                _update(
-                    conn,
-                    key,
-                    attempt,
-                    state=AttemptState.SUBMITTED.value,
-                    video_id=video.id,
-                    video=_video_json(video),
-                    submitted_at=now,
-                    adopted=adopted,
-                )
-                how = "adopted orphan" if adopted else "submitted"
-                _event(conn, key, attempt, now, state, AttemptState.SUBMITTED, f"{how} {video.id}")
-                if video.is_terminal:
-                    _finish(conn, key, attempt, video, now)
-                return _attempt(_row(conn, key, attempt))
+                return _claim(conn, key, attempt, video, now, adopted=adopted)
         except sa.exc.IntegrityError:
             raise VideoAlreadyClaimedError(video.id) from None
+
+    def mark_submitted_many(
+        self, claims: Sequence[tuple[str, int, Video]], *, now: float
+    ) -> list[Attempt | LedgerError]:
+        """Claim many freshly created videos in one transaction: one commit, not one each.
+
+        Each claim stands alone: one the ledger refuses comes back as its error (nothing of
+        it written) and the others are recorded.
+        """
+        try:
+            with self._write() as conn:
+                return [_claim_or_error(conn, k, a, video, now) for k, a, video in claims]
+        except sa.exc.IntegrityError:
+            pass  # another writer claimed one of these videos meanwhile: one at a time
+        results: list[Attempt | LedgerError] = []
+        for key, attempt, video in claims:
+            try:
+                results.append(self.mark_submitted(key, attempt, video, now=now))
+            except LedgerError as exc:
+                results.append(exc)
+        return results
 
     def mark_unknown(self, key: str, attempt: int, *, reason: str, now: float) -> Attempt:
         """The POST may or may not have created a job: resolve it before sending again.
@@ -692,6 +687,48 @@ def _update(conn: Connection, key: str, attempt: int, **values: Any) -> None:
         .where(attempts_table.c.key == key, attempts_table.c.attempt == attempt)
         .values(**values)
     )
+
+
+def _claim(
+    conn: Connection, key: str, attempt: int, video: Video, now: float, *, adopted: bool
+) -> Attempt:
+    """Give `video` to the attempt; every refusal is raised before anything is written."""
+    row = _locked_row(conn, key, attempt)
+    state = AttemptState(row.state)
+    if row.video_id == video.id:
+        return _attempt(row)
+    _require(row, state in UNRESOLVED_STATES, f"given video {video.id}")
+    owner = conn.execute(
+        sa.select(attempts_table.c.key, attempts_table.c.attempt).where(
+            attempts_table.c.video_id == video.id
+        )
+    ).first()
+    if owner is not None:
+        raise VideoAlreadyClaimedError(video.id, owner.key, owner.attempt)
+    _update(
+        conn,
+        key,
+        attempt,
+        state=AttemptState.SUBMITTED.value,
+        video_id=video.id,
+        video=_video_json(video),
+        submitted_at=now,
+        adopted=adopted,
+    )
+    how = "adopted orphan" if adopted else "submitted"
+    _event(conn, key, attempt, now, state, AttemptState.SUBMITTED, f"{how} {video.id}")
+    if video.is_terminal:
+        _finish(conn, key, attempt, video, now)
+    return _attempt(_row(conn, key, attempt))
+
+
+def _claim_or_error(
+    conn: Connection, key: str, attempt: int, video: Video, now: float
+) -> Attempt | LedgerError:
+    try:
+        return _claim(conn, key, attempt, video, now, adopted=False)
+    except LedgerError as exc:
+        return exc
 
 
 def _finish(conn: Connection, key: str, attempt: int, video: Video, now: float) -> None:

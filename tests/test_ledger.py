@@ -135,6 +135,31 @@ def test_a_video_claimed_by_one_attempt_cannot_be_claimed_by_another(ledger: Led
     assert ledger.get(second.key, 1).state is AttemptState.INTENT
 
 
+def test_mark_submitted_many_records_every_claim_and_returns_refusals_in_place(
+    ledger: Ledger,
+) -> None:
+    taken = intent(ledger, request(replicate=1))
+    ledger.mark_submitted(taken.key, 1, video("video_taken"), now=13.0)
+    first = intent(ledger, request(replicate=2))
+    second = intent(ledger, request(replicate=3))
+    results = ledger.mark_submitted_many(
+        [(first.key, 1, video("video_a")), (second.key, 1, video("video_taken"))], now=14.0
+    )
+    assert isinstance(results[0], type(first)) and results[0].video_id == "video_a"
+    assert isinstance(results[1], VideoAlreadyClaimedError)
+    assert ledger.get(first.key, 1).state is AttemptState.SUBMITTED
+    assert ledger.get(second.key, 1).state is AttemptState.INTENT
+
+
+def test_mark_submitted_many_finishes_a_claim_whose_video_is_already_terminal(
+    ledger: Ledger,
+) -> None:
+    created = intent(ledger)
+    (done,) = ledger.mark_submitted_many([(created.key, 1, video(status="completed"))], now=13.0)
+    assert not isinstance(done, LedgerError)
+    assert (done.state, done.finished_at) == (AttemptState.COMPLETED, 13.0)
+
+
 def test_mark_submitted_again_with_the_same_video_is_idempotent(ledger: Ledger) -> None:
     created = intent(ledger)
     first = ledger.mark_submitted(created.key, 1, video(), now=13.0)

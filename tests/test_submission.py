@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from remix_pipeline.client import ClientSettings, VideosClient
 from remix_pipeline.experiment import UnknownOutcomePolicy
@@ -173,6 +174,25 @@ async def test_a_job_created_before_a_crash_is_adopted_not_paid_again(tmp_path):
     assert outcome.action is Action.ADOPTED
     assert outcome.attempt.video_id == created.id
     assert await remix_jobs(config) == ["prompt 0"]
+
+
+async def test_responses_arriving_together_are_recorded_in_few_ledger_commits(tmp_path):
+    config = service(tmp_path)
+    ledger = Ledger.for_path(tmp_path / "ledger.db")
+    batch = requests(60)
+    commits = []
+    sa.event.listen(ledger._engine, "commit", lambda conn: commits.append(1))
+
+    async with VideosClient.from_settings(ClientSettings(), embedded=config) as client:
+        outcomes = await submit_variants(
+            batch, ledger=ledger, client=client, table_hash="h", run_id="r"
+        )
+
+    assert [o.action for o in outcomes] == [Action.SUBMITTED] * 60
+    assert {a.state for a in ledger.latest().values()} == {AttemptState.SUBMITTED}
+    assert len(set(ledger.claimed_video_ids())) == 60
+    # One intent commit and one mark_sent per variant; responses share commits.
+    assert len(commits) < 1 + 60 + 30
 
 
 @pytest.mark.parametrize("source", ["video_missing_source"])
