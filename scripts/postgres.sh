@@ -74,7 +74,6 @@ as_owner() {
 
 DATA="$PG_DIR/data"
 SOCKETS="$PG_DIR/run"
-URL="postgresql://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$PG_DB"
 
 if [ "${1:-}" = "stop" ]; then
     if [ -f "$DATA/postmaster.pid" ]; then
@@ -99,7 +98,19 @@ if [ ! -f "$DATA/PG_VERSION" ]; then
     as_owner mkdir -p "$SOCKETS"
 fi
 
-if ! as_owner "$BINDIR/pg_ctl" -D "$DATA" status >/dev/null 2>&1; then
+port_busy() {
+    python3 -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1', int(sys.argv[1]))) != 0)" "$1"
+}
+
+if as_owner "$BINDIR/pg_ctl" -D "$DATA" status >/dev/null 2>&1; then
+    # Already running: on the port it was started on.
+    [ -f "$PG_DIR/port" ] && PG_PORT="$(cat "$PG_DIR/port")"
+else
+    # Another cluster (say, a second checkout's) may hold the default port: take a free one.
+    if [ -z "${REMIX_PIPELINE_PG_PORT:-}" ] && port_busy "$PG_PORT"; then
+        PG_PORT="$(python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")"
+    fi
+    echo "$PG_PORT" >"$PG_DIR/port"
     # Throwaway cluster: durability is traded for speed.
     as_owner "$BINDIR/pg_ctl" -D "$DATA" -l "$PG_DIR/server.log" -w -t 60 start -o \
         "-h 127.0.0.1 -p $PG_PORT -k $SOCKETS -c fsync=off -c synchronous_commit=off \
@@ -115,4 +126,4 @@ if ! as_owner "$BINDIR/psql" -h "$SOCKETS" -p "$PG_PORT" -U "$PG_USER" -d postgr
     as_owner "$BINDIR/createdb" -h "$SOCKETS" -p "$PG_PORT" -U "$PG_USER" "$PG_DB"
 fi
 
-echo "$URL"
+echo "postgresql://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$PG_DB"
