@@ -439,25 +439,30 @@ class Ledger:
 
     def record_media(self, record: MediaRecord) -> None:
         """Record (or replace, after a re-download) one downloaded file of an attempt."""
+        self.record_media_many([record])
+
+    def record_media_many(self, records: Sequence[MediaRecord]) -> None:
+        """Record several downloaded files (an attempt's three, say) in one transaction."""
         with self._write() as conn:
-            _locked_row(conn, record.key, record.attempt)
-            conn.execute(
-                media_table.delete().where(
-                    media_table.c.key == record.key,
-                    media_table.c.attempt == record.attempt,
-                    media_table.c.variant == record.variant,
+            for record in records:
+                _locked_row(conn, record.key, record.attempt)
+                conn.execute(
+                    media_table.delete().where(
+                        media_table.c.key == record.key,
+                        media_table.c.attempt == record.attempt,
+                        media_table.c.variant == record.variant,
+                    )
                 )
-            )
-            conn.execute(
-                media_table.insert().values(
-                    key=record.key,
-                    attempt=record.attempt,
-                    variant=record.variant,
-                    path=record.path,
-                    sha256=record.sha256,
-                    size_bytes=record.size_bytes,
+                conn.execute(
+                    media_table.insert().values(
+                        key=record.key,
+                        attempt=record.attempt,
+                        variant=record.variant,
+                        path=record.path,
+                        sha256=record.sha256,
+                        size_bytes=record.size_bytes,
+                    )
                 )
-            )
 
     # Reading -----------------------------------------------------------------------------
 
@@ -473,6 +478,22 @@ class Ledger:
                 )
             ).all()
         return {row.variant: MediaRecord(**row._asdict()) for row in rows}
+
+    def media_variants(self, pairs: Iterable[tuple[str, int]]) -> dict[tuple[str, int], set[str]]:
+        """Which media variants each (key, attempt) already has, in one read for them all."""
+        pairs = list(pairs)
+        found: dict[tuple[str, int], set[str]] = {pair: set() for pair in pairs}
+        with self._read() as conn:
+            for start in range(0, len(pairs), _CHUNK):
+                chunk = pairs[start : start + _CHUNK]
+                rows = conn.execute(
+                    sa.select(
+                        media_table.c.key, media_table.c.attempt, media_table.c.variant
+                    ).where(sa.tuple_(media_table.c.key, media_table.c.attempt).in_(chunk))
+                )
+                for row in rows:
+                    found[(row.key, row.attempt)].add(row.variant)
+        return found
 
     def latest(self, keys: Iterable[str] | None = None) -> dict[str, Attempt]:
         """The latest attempt of each key (of `keys`, when given)."""
@@ -491,6 +512,35 @@ class Ledger:
         if wanted is not None:
             found = {key: found[key] for key in wanted if key in found}
         return found
+
+    def latest_states(self, keys: Iterable[str]) -> list[tuple[AttemptState, bool]]:
+        """For each key's latest attempt: its state and whether every media file is recorded.
+
+        Two narrow reads and no Video parsing, so a progress display can ask every second.
+        """
+        wanted = set(keys)
+        latest: dict[str, tuple[int, str]] = {}
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(attempts_table.c.key, attempts_table.c.attempt, attempts_table.c.state)
+            )
+            for row in rows:
+                if row.key in wanted and row.attempt > latest.get(row.key, (0, ""))[0]:
+                    latest[row.key] = (row.attempt, row.state)
+            files = {
+                (row.key, row.attempt): row.files
+                for row in conn.execute(
+                    sa.select(
+                        media_table.c.key,
+                        media_table.c.attempt,
+                        sa.func.count(sa.distinct(media_table.c.variant)).label("files"),
+                    ).group_by(media_table.c.key, media_table.c.attempt)
+                )
+            }
+        return [
+            (AttemptState(state), files.get((key, attempt), 0) >= len(MEDIA_VARIANTS))
+            for key, (attempt, state) in latest.items()
+        ]
 
     def in_flight(self) -> list[Attempt]:
         """Attempts whose server job is running: the completion sensor polls these."""

@@ -304,6 +304,38 @@ def test_media_is_recorded_replaced_and_read_back(ledger: Ledger) -> None:
     assert ledger.media(created.key, 1) == {"video": second, "thumbnail": thumb}
 
 
+def test_record_media_many_records_several_files_in_one_call(ledger: Ledger) -> None:
+    created = intent(ledger)
+    records = [
+        MediaRecord(created.key, 1, variant, f"/m/{variant}", "a" * 64, 3)
+        for variant in MEDIA_VARIANTS
+    ]
+    ledger.record_media_many(records)
+    assert ledger.media(created.key, 1) == {r.variant: r for r in records}
+    assert ledger.media_variants([(created.key, 1), (created.key, 2)]) == {
+        (created.key, 1): set(MEDIA_VARIANTS),
+        (created.key, 2): set(),
+    }
+
+
+def test_latest_states_gives_each_keys_latest_attempt_and_whether_its_media_are_complete(
+    ledger: Ledger,
+) -> None:
+    done = intent(ledger, request("done"))
+    ledger.mark_submitted(done.key, 1, video("video_done", status="completed"), now=2.0)
+    ledger.record_media_many(
+        [MediaRecord(done.key, 1, v, f"/m/{v}", "a" * 64, 1) for v in MEDIA_VARIANTS]
+    )
+    retried = intent(ledger, request("retried"))
+    ledger.mark_failed(retried.key, 1, code="x", message="y", now=3.0)
+    ledger.start_retry(retried.key, run_id="run-2", now=4.0)
+    intent(ledger, request("not in the table"))
+
+    states = ledger.latest_states([done.key, retried.key, "never recorded"])
+
+    assert sorted(states) == [(AttemptState.COMPLETED, True), (AttemptState.INTENT, False)]
+
+
 def test_media_for_an_unknown_attempt_is_refused(ledger: Ledger) -> None:
     with pytest.raises(UnknownAttemptError):
         ledger.record_media(MediaRecord("nope", 1, "video", "/x", "a" * 64, 1))
