@@ -392,16 +392,15 @@ class Ledger:
 
     def update_video(self, key: str, attempt: int, video: Video, *, now: float) -> Attempt:
         """Keep the latest Video record; a terminal status ends the attempt."""
+        (updated,) = self.update_videos([(key, attempt, video)], now=now)
+        return updated
+
+    def update_videos(
+        self, updates: Sequence[tuple[str, int, Video]], *, now: float
+    ) -> list[Attempt]:
+        """`update_video` for many attempts in one transaction (a poll of many jobs)."""
         with self._write() as conn:
-            row = _locked_row(conn, key, attempt)
-            if row.video_id != video.id:
-                raise InvalidTransitionError(
-                    f"{key} attempt {attempt} holds video {row.video_id}, not {video.id}"
-                )
-            _update(conn, key, attempt, video=_video_json(video))
-            if row.state == AttemptState.SUBMITTED.value and video.is_terminal:
-                _finish(conn, key, attempt, video, now)
-            return _attempt(_row(conn, key, attempt))
+            return [_refresh(conn, key, attempt, video, now) for key, attempt, video in updates]
 
     def mark_failed(
         self, key: str, attempt: int, *, code: str, message: str, now: float
@@ -768,6 +767,18 @@ def _claim(
     how = "adopted orphan" if adopted else "submitted"
     _event(conn, key, attempt, now, state, AttemptState.SUBMITTED, f"{how} {video.id}")
     if video.is_terminal:
+        _finish(conn, key, attempt, video, now)
+    return _attempt(_row(conn, key, attempt))
+
+
+def _refresh(conn: Connection, key: str, attempt: int, video: Video, now: float) -> Attempt:
+    row = _locked_row(conn, key, attempt)
+    if row.video_id != video.id:
+        raise InvalidTransitionError(
+            f"{key} attempt {attempt} holds video {row.video_id}, not {video.id}"
+        )
+    _update(conn, key, attempt, video=_video_json(video))
+    if row.state == AttemptState.SUBMITTED.value and video.is_terminal:
         _finish(conn, key, attempt, video, now)
     return _attempt(_row(conn, key, attempt))
 

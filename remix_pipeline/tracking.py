@@ -35,6 +35,7 @@ ATTEMPTS_AT_ONCE = 4
 # Downloaded files are recorded in the ledger this many at a time (a commit each cost as much
 # as the download). A crash before a batch commits only means those files are fetched again.
 RECORDS_PER_COMMIT = 120
+POLL_WRITES_PER_COMMIT = 100
 
 
 @dataclass
@@ -64,6 +65,7 @@ async def poll_in_flight(
         report.out_of_time = True
         return report
     now = time.time()
+    changed: list[tuple[Attempt, Video]] = []
     for attempt in in_flight:
         report.checked += 1
         video = videos.get(attempt.video_id or "")
@@ -78,12 +80,18 @@ async def poll_in_flight(
             report.vanished.append(failed)
             report.finished.append(failed)
             continue
-        if _unchanged(attempt, video):
-            continue  # a ledger write per job per tick would dominate a large tick
-        updated = ledger.update_video(attempt.key, attempt.attempt, video, now=now)
-        crash_point("tracking.polled")
-        if updated.is_terminal:
-            report.finished.append(updated)
+        if not _unchanged(attempt, video):
+            changed.append((attempt, video))
+    # A ledger write per job per tick would dominate a large tick: skip unchanged jobs, and
+    # commit the changed ones in chunks (a crash between chunks only means a poll again).
+    for start in range(0, len(changed), POLL_WRITES_PER_COMMIT):
+        chunk = changed[start : start + POLL_WRITES_PER_COMMIT]
+        for updated in ledger.update_videos(
+            [(a.key, a.attempt, video) for a, video in chunk], now=now
+        ):
+            crash_point("tracking.polled")
+            if updated.is_terminal:
+                report.finished.append(updated)
     return report
 
 

@@ -62,3 +62,21 @@ async def test_a_second_download_pass_fetches_nothing_already_recorded(tmp_path)
         again = await download_media(ledger, client, tmp_path / "media")
 
     assert again.downloaded == [] and again.problems == []
+
+
+async def test_a_poll_commits_the_changed_jobs_in_chunks_not_one_each(tmp_path):
+    config = ServiceConfig(db_path=tmp_path / "service.db", queued_seconds=0.05, run_seconds=0.1)
+    async with VideosClient.from_settings(ClientSettings(), embedded=config) as client:
+        ledger = Ledger.for_path(tmp_path / "ledger.db")
+        await submit_variants(
+            requests(150), ledger=ledger, client=client, table_hash="h", run_id="r"
+        )
+        await asyncio.sleep(0.3)  # let every job end on the server, so each one changes
+        commits: list[int] = []
+        sa.event.listen(ledger._engine, "commit", lambda conn: commits.append(1))
+        report = await poll_in_flight(ledger, client)
+
+    assert len(report.finished) == 150
+    assert ledger.in_flight() == []
+    # One read of the in-flight jobs, then one commit per chunk of changed jobs.
+    assert len(commits) < 150 // 10
