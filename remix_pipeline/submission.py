@@ -48,6 +48,10 @@ PARENT_FAILED_CODE = "parent_failed"
 # Responses to fresh POSTs that arrive this close together are recorded in one ledger
 # transaction (a commit each cost about a third of a 1,000-variant submission run).
 RECORD_BATCH_SECONDS = 0.05
+# POSTs in flight at once. Plenty for any rate limit a Videos API server had (a 300 ms round
+# trip still allows 3,000 a minute), and it keeps httpx's pool small: its bookkeeping per
+# request grows with the square of its connections.
+SENDS_AT_ONCE = 16
 RECORD_BATCH_SIZE = 100
 
 
@@ -196,6 +200,7 @@ class _Submitter:
         self.retry_failed = retry_failed
         self.listing_is_exhaustive = client.base_url == EMBEDDED_BASE_URL
         self.responses = _ResponseBatch(ledger)
+        self.sending = asyncio.Semaphore(SENDS_AT_ONCE)
 
     def plan(self, request: VariantRequest, prior: Attempt | None) -> Outcome | tuple[str, Attempt]:
         now = time.time()
@@ -218,10 +223,13 @@ class _Submitter:
 
     async def send(self, request: VariantRequest, attempt: Attempt) -> Outcome:
         for tries_left in reversed(range(MAX_SENDS_PER_RUN)):
-            self.ledger.mark_sent(attempt.key, attempt.attempt, sent_at=time.time())
-            crash_point("submission.before_post")
             try:
-                video = await self.client.remix(request.source_video_id, request.prompt)
+                async with self.sending:
+                    # Stamped inside the gate, so an attempt is marked sent only when its
+                    # POST is about to leave: a crash leaves few ambiguous attempts to resolve.
+                    self.ledger.mark_sent(attempt.key, attempt.attempt, sent_at=time.time())
+                    crash_point("submission.before_post")
+                    video = await self.client.remix(request.source_video_id, request.prompt)
                 crash_point("submission.after_post")
             except OutcomeUnknownError as exc:
                 attempt = self.ledger.mark_unknown(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -14,7 +15,12 @@ from remix_pipeline.experiment import UnknownOutcomePolicy
 from remix_pipeline.ledger import AttemptState, Ledger
 from remix_pipeline.requests import VariantRequest, variant_key
 from remix_pipeline.service import FaultConfig, ServiceConfig, embedded_transport
-from remix_pipeline.submission import UNRESOLVED_CODE, Action, submit_variants
+from remix_pipeline.submission import (
+    SENDS_AT_ONCE,
+    UNRESOLVED_CODE,
+    Action,
+    submit_variants,
+)
 
 SOURCE = "video_src_harbor"
 
@@ -193,6 +199,41 @@ async def test_responses_arriving_together_are_recorded_in_few_ledger_commits(tm
     assert len(set(ledger.claimed_video_ids())) == 60
     # One intent commit and one mark_sent per variant; responses share commits.
     assert len(commits) < 1 + 60 + 30
+
+
+class HoldsRemixes(httpx.AsyncBaseTransport):
+    """A network that holds every remix request until the test lets them through."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.held = 0
+        self.release = asyncio.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and request.url.path.endswith("/remix"):
+            self.held += 1
+            await self.release.wait()
+        return await self.inner.handle_async_request(request)
+
+
+async def test_only_attempts_whose_post_is_leaving_are_stamped_sent(tmp_path):
+    config = service(tmp_path)
+    ledger = Ledger.for_path(tmp_path / "ledger.db")
+    network = HoldsRemixes(embedded_transport(config))
+    client = VideosClient.from_settings(ClientSettings(), transport=network)
+
+    async with client:
+        task = asyncio.create_task(
+            submit_variants(requests(50), ledger=ledger, client=client, table_hash="h", run_id="r")
+        )
+        while network.held < SENDS_AT_ONCE:
+            await asyncio.sleep(0.01)
+        stamped = [a for a in ledger.latest().values() if a.sent_at is not None]
+        network.release.set()
+        outcomes = await task
+
+    assert len(stamped) == SENDS_AT_ONCE < 50
+    assert [o.action for o in outcomes] == [Action.SUBMITTED] * 50
 
 
 @pytest.mark.parametrize("source", ["video_missing_source"])
