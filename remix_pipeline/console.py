@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ from rich.table import Table
 from remix_pipeline.experiment import ExperimentSettings
 
 DEFAULT_TABLE = "data/requests.csv"
+LEDGER_URL_ENV = "REMIX_PIPELINE_LEDGER_URL"
 TRACE_COLUMNS = ["video_id", "source_video_id", "variant", "prompt", "run_id", "table_hash"]
 LINEAGE_VIEW = [
     "source_video_id",
@@ -42,6 +44,13 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="USD",
         help="refuse a batch whose estimated cost exceeds this budget, before any paid call",
     )
+    parser.add_argument(
+        "--ledger-url",
+        default=None,
+        metavar="URL",
+        help=f"SQLAlchemy URL of the submission ledger (default: ${LEDGER_URL_ENV}, else "
+        "SQLite in the state home); the variable keeps a password out of the process list",
+    )
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -50,13 +59,17 @@ def run_command(args: argparse.Namespace) -> int:
         Progress,
         ensure_dagster_home,
     )
+    from remix_pipeline.ledger import LedgerError
     from remix_pipeline.requests import TableUnreadableError
 
     err = Console(stderr=True, soft_wrap=True)
     out = Console(soft_wrap=True)
     try:
         settings = ExperimentSettings(
-            name=args.name, table=args.table, max_cost_usd=args.max_cost_usd
+            name=args.name,
+            table=args.table,
+            max_cost_usd=args.max_cost_usd,
+            ledger_url=args.ledger_url or os.environ.get(LEDGER_URL_ENV) or None,
         )
     except ValueError as exc:
         err.print(f"error: {_first_error(exc)}")
@@ -90,7 +103,7 @@ def run_command(args: argparse.Namespace) -> int:
         with dg.DagsterInstance.get() as instance:
             runner = HeadlessRunner(settings, instance, on_progress=show)
             summary = runner.run(timeout_seconds=args.timeout)
-    except TableUnreadableError as exc:
+    except (TableUnreadableError, LedgerError) as exc:
         err.print(f"error: {exc}")
         return 2
     except dg.DagsterError as exc:
