@@ -16,12 +16,16 @@ from typing import TypeVar
 
 import dagster as dg
 
-from remix_pipeline.client import VideosClient
+from remix_pipeline.client import DeviationLog, VideosClient
 from remix_pipeline.experiment import LEDGER_FILE_NAME, ExperimentSettings
 from remix_pipeline.ledger import Attempt, Ledger
 from remix_pipeline.service.config import state_home
 
 T = TypeVar("T")
+
+# A sensor tick or a run step opens a client per call; sharing each server's deviation log
+# across them keeps the server's deviations to one warning per kind per process.
+_DEVIATION_LOGS: dict[str, DeviationLog] = {}
 
 # Run tags that let a later process tell whether a run that owns an intent is still alive.
 HOST_TAG = "remix_pipeline/host"
@@ -86,6 +90,7 @@ class ExperimentRuntime:
 
         async def main() -> T:
             async with VideosClient.from_settings(self.settings.client_settings()) as client:
+                client.deviations = _DEVIATION_LOGS.setdefault(client.base_url, client.deviations)
                 return await work(client)
 
         return asyncio.run(main())
