@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -17,7 +18,7 @@ from upath import UPath
 from remix_pipeline.contract import ContentVariant
 from remix_pipeline.crashpoints import crash_point
 from remix_pipeline.ledger import Ledger
-from remix_pipeline.pricing import estimate_cost_usd
+from remix_pipeline.pricing import DEFAULT_PRICES_PER_SECOND, estimate_cost_usd
 from remix_pipeline.tempfiles import owned_prefix, sweep_abandoned
 
 VIDEO_COLUMNS: tuple[str, ...] = (
@@ -97,8 +98,16 @@ def _video_fields(frame: pd.DataFrame) -> pd.DataFrame:
     return fields
 
 
-def build_lineage_frame(ledger: Ledger, experiment: str | None = None) -> pd.DataFrame:
-    """Every attempt of every variant, newest attempt last within a key."""
+def build_lineage_frame(
+    ledger: Ledger,
+    experiment: str | None = None,
+    prices: Mapping[str, Mapping[str, float]] = DEFAULT_PRICES_PER_SECOND,
+) -> pd.DataFrame:
+    """Every attempt of every variant, newest attempt last within a key.
+
+    `prices` is the experiment's price table (`ExperimentSettings.price_table()`), the one
+    its pre-run estimate used, so the cost column agrees with that estimate.
+    """
     frame = ledger.attempts_frame()
     if experiment is not None and len(frame):
         frame = frame[frame["experiment"] == experiment]
@@ -111,7 +120,7 @@ def build_lineage_frame(ledger: Ledger, experiment: str | None = None) -> pd.Dat
             frame[column] = None
     if len(frame):
         frame["estimated_cost_usd"] = [
-            estimate_cost_usd(m, s, sec)
+            estimate_cost_usd(m, s, sec, prices)
             for m, s, sec in zip(frame["model"], frame["size"], frame["seconds"], strict=True)
         ]
         frame = frame.sort_values(["row_number", "key", "attempt"], kind="stable")
