@@ -213,7 +213,7 @@ def build_assets(runtime: ExperimentRuntime) -> list[dg.AssetsDefinition | dg.As
     )
     def lineage(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         partition_keys = set(context.instance.get_dynamic_partitions(keys.partitions.name))
-        frame = build_lineage_frame(runtime.ledger())
+        frame = build_lineage_frame(runtime.ledger(), prices=settings.price_table())
         frame = frame[frame["key"].isin(partition_keys)].reset_index(drop=True)
         path = write_parquet_atomically(frame, runtime.lineage_path)
         table = read_request_table(settings.table_path, strict=settings.strict)
