@@ -1,0 +1,181 @@
+"""What a person sees on the lineage asset in the Dagster UI after `remix-pipeline run`,
+read over the webserver's GraphQL API (the API the UI itself calls).
+
+The repository's workspace.yaml and sample/ project are copied into a temporary folder
+beside a two-row request table; `remix-pipeline run` materializes the sample experiment
+there, then `dagster-webserver -w workspace.yaml` serves the same state home.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from remix_pipeline.lineage import LINEAGE_COLUMNS
+
+from .conftest import write_service_settings
+from .test_code_location import REPO, DagsterDev, _default_signals, _free_port, _stop
+from .test_code_location import _wait_until_loaded as wait_until_loaded
+
+BIN = Path(sys.executable).parent
+TABLE = """\
+source_video_id,variant,prompt
+video_src_harbor,storm,Turn the dawn harbor into a thunderstorm
+video_src_forest,fog,Fill the forest with low morning fog
+"""
+LINEAGE_QUERY = """
+query Lineage($key: AssetKeyInput!) {
+  assetOrError(assetKey: $key) {
+    __typename
+    ... on Asset {
+      assetMaterializations(limit: 1) {
+        runId
+        metadataEntries {
+          __typename
+          label
+          ... on TableSchemaMetadataEntry { schema { columns { name type description } } }
+          ... on TableColumnLineageMetadataEntry {
+            lineage { columnName columnDeps { assetKey { path } columnName } }
+          }
+          ... on MarkdownMetadataEntry { mdStr }
+          ... on JsonMetadataEntry { jsonString }
+          ... on PathMetadataEntry { path }
+          ... on IntMetadataEntry { intValue }
+        }
+      }
+    }
+  }
+}
+"""
+
+
+@dataclass
+class Shown:
+    root: Path
+    run_id: str
+    entries: dict[str, dict[str, Any]]
+
+    @property
+    def lineage(self) -> pd.DataFrame:
+        return pd.read_parquet(self.root / "data/output/sample/lineage.parquet")
+
+    def json(self, label: str) -> Any:
+        return json.loads(self.entries[label]["jsonString"])
+
+
+@pytest.fixture(scope="module")
+def shown(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shown]:
+    root = tmp_path_factory.mktemp("checkout")
+    shutil.copy(REPO / "workspace.yaml", root / "workspace.yaml")
+    shutil.copytree(REPO / "sample", root / "sample", ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "data").mkdir()
+    (root / "data" / "requests.csv").write_text(TABLE)
+    state = root / ".remix-pipeline"
+    home = state / "dagster_home"
+    write_service_settings(state)
+    home.mkdir(parents=True)
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\nnux:\n  enabled: false\n")
+    env = {**os.environ, "DAGSTER_HOME": str(home), "REMIX_PIPELINE_HOME": str(state)}
+    for name in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "REMIX_PIPELINE_LEDGER_URL"):
+        env.pop(name, None)
+    ran = subprocess.run(
+        [str(BIN / "remix-pipeline"), "run", "--timeout", "120"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+    port = _free_port()
+    log_path = root / "webserver.log"
+    address = ["-h", "127.0.0.1", "-p", str(port)]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [str(BIN / "dagster-webserver"), "-w", "workspace.yaml", *address],
+            cwd=root,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            process_group=0,
+            preexec_fn=_default_signals,
+        )
+    server = DagsterDev(url=f"http://127.0.0.1:{port}", log_path=log_path)
+    try:
+        wait_until_loaded(server, process)
+        asset = server.graphql(LINEAGE_QUERY, {"key": {"path": ["sample", "lineage"]}})
+    finally:
+        _stop(process)
+    found = asset["assetOrError"]
+    assert found["__typename"] == "Asset", found
+    (latest,) = found["assetMaterializations"]
+    entries = {entry["label"]: entry for entry in latest["metadataEntries"]}
+    yield Shown(root=root, run_id=latest["runId"], entries=entries)
+
+
+def test_lineage_shows_its_column_schema_with_every_lineage_column(shown: Shown) -> None:
+    entry = shown.entries["dagster/column_schema"]
+    assert entry["__typename"] == "TableSchemaMetadataEntry"
+    columns = [c["name"] for c in entry["schema"]["columns"]]
+    assert columns == list(LINEAGE_COLUMNS)
+
+
+def test_lineage_shows_column_lineage_back_to_the_request_table(shown: Shown) -> None:
+    entry = shown.entries["dagster/column_lineage"]
+    assert entry["__typename"] == "TableColumnLineageMetadataEntry"
+    deps = {
+        row["columnName"]: {
+            ("/".join(d["assetKey"]["path"]), d["columnName"]) for d in row["columnDeps"]
+        }
+        for row in entry["lineage"]
+    }
+    for column in ("source_video_id", "variant", "prompt"):
+        assert ("sample/request_table", column) in deps[column], deps
+
+
+def test_lineage_shows_the_variant_matrix_with_each_source_and_video(shown: Shown) -> None:
+    entry = shown.entries["variant_matrix"]
+    assert entry["__typename"] == "MarkdownMetadataEntry"
+    header, *rows = entry["mdStr"].splitlines()
+    assert [c.strip() for c in header.strip("|").split("|")] == ["source", "storm", "fog"]
+    for row in shown.lineage.itertuples():
+        (line,) = [r for r in rows if r.startswith(f"| {row.source_video_id} |")]
+        assert f"completed `{row.video_id}`" in line
+
+
+def test_lineage_shows_rows_by_status_and_the_row_count(shown: Shown) -> None:
+    assert shown.entries["rows_by_status"]["__typename"] == "JsonMetadataEntry"
+    assert shown.json("rows_by_status") == {"completed": 2}
+    assert shown.entries["dagster/row_count"]["intValue"] == 2
+
+
+def test_lineage_links_the_report_written_beside_the_table(shown: Shown) -> None:
+    entry = shown.entries["report"]
+    assert entry["__typename"] == "PathMetadataEntry"
+    report = Path(entry["path"])
+    assert report == shown.root / "data/output/sample/report.html"
+    page = report.read_text()
+    assert all(video_id in page for video_id in shown.lineage["video_id"])
+
+
+def test_lineage_shows_the_run_manifest(shown: Shown) -> None:
+    manifest = shown.json("manifest")
+    table_sha256 = hashlib.sha256((shown.root / "data/requests.csv").read_bytes()).hexdigest()
+    assert manifest["table"]["sha256"] == table_sha256
+    assert manifest["dagster_run_id"] == shown.run_id
+    assert manifest["rows"] == 2
+    assert manifest["server"] == "embedded"
+    assert Path(shown.entries["manifest_path"]["path"]).is_file()
