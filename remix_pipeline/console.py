@@ -13,10 +13,9 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from remix_pipeline.experiment import ExperimentSettings
+from remix_pipeline.experiment import LEDGER_URL_ENV, ExperimentSettings
 
 DEFAULT_TABLE = "data/requests.csv"
-LEDGER_URL_ENV = "REMIX_PIPELINE_LEDGER_URL"
 TRACE_COLUMNS = ["video_id", "source_video_id", "variant", "prompt", "run_id", "table_hash"]
 LINEAGE_VIEW = [
     "source_video_id",
@@ -64,12 +63,14 @@ def run_command(args: argparse.Namespace) -> int:
 
     err = Console(stderr=True, soft_wrap=True)
     out = Console(soft_wrap=True)
+    if args.ledger_url:
+        # Through the environment, like every secret: the URL may carry a password.
+        os.environ[LEDGER_URL_ENV] = args.ledger_url
     try:
         settings = ExperimentSettings(
             name=args.name,
             table=args.table,
             max_cost_usd=args.max_cost_usd,
-            ledger_url=args.ledger_url or os.environ.get(LEDGER_URL_ENV) or None,
         )
     except ValueError as exc:
         err.print(f"error: {_first_error(exc)}")

@@ -16,9 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from remix_pipeline.client import ClientSettings
 from remix_pipeline.pricing import price_table
-from remix_pipeline.service.config import state_home
 
 LEDGER_FILE_NAME = "ledger.db"
+LEDGER_URL_ENV = "REMIX_PIPELINE_LEDGER_URL"
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,39}")
 
 
@@ -46,8 +46,14 @@ class ExperimentSettings(BaseModel):
     )
     ledger_url: str | None = Field(
         default=None,
-        description="SQLAlchemy URL of the submission ledger; defaults to SQLite in "
+        description="SQLAlchemy URL of the submission ledger, without a password (put a URL "
+        "with credentials in the variable named by `ledger_url_env`); defaults to SQLite in "
         "$REMIX_PIPELINE_HOME. A cluster must use a shared database.",
+    )
+    ledger_url_env: str = Field(
+        default=LEDGER_URL_ENV,
+        description="Name of the variable that may hold the ledger's URL, credentials included; "
+        "read at run time when `ledger_url` is not set.",
     )
     base_url_env: str = Field(
         default="OPENAI_BASE_URL",
@@ -106,7 +112,17 @@ class ExperimentSettings(BaseModel):
                 raise ValueError(f"owner {owner!r} must be an email or 'team:<name>'")
         return value
 
-    @field_validator("base_url_env", "api_key_env")
+    @field_validator("ledger_url")
+    @classmethod
+    def _no_password_in_the_url(cls, value: str | None) -> str | None:
+        if value and re.search(r"//[^/@]*:[^/@]*@", value):
+            raise ValueError(
+                "must not hold a password: put the URL in the environment variable named by "
+                "ledger_url_env instead"
+            )
+        return value
+
+    @field_validator("base_url_env", "api_key_env", "ledger_url_env")
     @classmethod
     def _is_a_variable_name(cls, value: str) -> str:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
@@ -126,8 +142,9 @@ class ExperimentSettings(BaseModel):
         return str(self.table_path.parent / "output" / self.name)
 
     @property
-    def resolved_ledger_url(self) -> str:
-        return self.ledger_url or f"sqlite:///{state_home() / LEDGER_FILE_NAME}"
+    def resolved_ledger_url(self) -> str | None:
+        """The ledger's URL, or None for the default SQLite file in the state home."""
+        return self.ledger_url or os.environ.get(self.ledger_url_env) or None
 
     def price_table(self) -> dict[str, dict[str, float]]:
         return price_table(self.prices)

@@ -24,9 +24,10 @@ from remix_pipeline.definitions.runtime import (
     fail_abandoned_runs,
     process_tags,
 )
-from remix_pipeline.experiment import ExperimentSettings, state_home
+from remix_pipeline.experiment import ExperimentSettings
 from remix_pipeline.ledger import AttemptState
 from remix_pipeline.requests import read_request_table
+from remix_pipeline.service.config import state_home
 
 MEDIA_INTERVAL_SECONDS = 15.0
 QUIET_LOGGERS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}

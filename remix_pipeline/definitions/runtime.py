@@ -80,8 +80,9 @@ class ExperimentRuntime:
         self.keys = ExperimentKeys(settings.name)
 
     def ledger(self) -> Ledger:
-        if self.settings.ledger_url:
-            return Ledger(self.settings.ledger_url)
+        url = self.settings.resolved_ledger_url
+        if url:
+            return Ledger(url)
         # The default SQLite file may be opened (by a sensor) before anything else ran.
         return Ledger.for_path(state_home() / LEDGER_FILE_NAME)
 

@@ -446,7 +446,7 @@ def create_app(config: ServiceConfig, *, clock: Callable[[], float] = time.time)
                 faults=faults,
                 stats=stats,
                 clock=clock,
-            )
+            ),
         ],
         exception_handlers={ApiError: handle_api_error, HTTPException: handle_http_exception},
     )

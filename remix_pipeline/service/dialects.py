@@ -89,9 +89,7 @@ class DialectMiddleware:
             matched = _VIDEO_PATH.match(path)
             if matched and matched["id"] not in _RESERVED:
                 path = f"/v1/videos/{decode_litellm_id(matched['id'])}{matched['rest'] or ''}"
-            pairs = [
-                (k, decode_litellm_id(v) if k == "after" else v) for k, v in parse_qsl(query)
-            ]
+            pairs = [(k, decode_litellm_id(v) if k == "after" else v) for k, v in parse_qsl(query)]
             query = urlencode(pairs)
         if self.dialect is Dialect.SGLANG and path.endswith("/content"):
             query = urlencode([(k, v) for k, v in parse_qsl(query) if k != "variant"])

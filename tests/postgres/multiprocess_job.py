@@ -22,7 +22,7 @@ NAME = "t"
 
 def experiment_settings() -> ExperimentSettings:
     return ExperimentSettings(
-        name=NAME, table=os.environ[TABLE_ENV], ledger_url=os.environ[LEDGER_ENV], pool=POOL
+        name=NAME, table=os.environ[TABLE_ENV], ledger_url_env=LEDGER_ENV, pool=POOL
     )
 
 

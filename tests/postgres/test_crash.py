@@ -13,7 +13,7 @@ from pathlib import Path
 import dagster as dg
 import sqlalchemy as sa
 
-from remix_pipeline.console import LEDGER_URL_ENV
+from remix_pipeline.experiment import LEDGER_URL_ENV
 from remix_pipeline.ledger import Ledger
 from remix_pipeline.lineage import read_lineage
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from remix_pipeline.definitions.headless import HeadlessRunner
-from remix_pipeline.experiment import ExperimentSettings
+from remix_pipeline.experiment import LEDGER_URL_ENV, ExperimentSettings
 from remix_pipeline.lineage import read_lineage
 
 from ..definitions.conftest import project, remix_jobs
@@ -26,11 +27,13 @@ def postgres_instance(home: Path, url: str) -> dg.DagsterInstance:
     return dg.DagsterInstance.from_config(str(home))
 
 
-def test_run_and_rerun_on_postgres_pay_once_per_variant(project: Path, postgres_url: str) -> None:
+def test_run_and_rerun_on_postgres_pay_once_per_variant(
+    project: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(LEDGER_URL_ENV, postgres_url)  # the URL holds a password
     settings = ExperimentSettings(
         name="t",
         table=str(project / "data" / "requests.csv"),
-        ledger_url=postgres_url,
         pool="remix_submissions",
     )
     home = project / ".remix-pipeline" / "dagster_home"
