@@ -6,20 +6,17 @@ a single process remembers; written as Parquet atomically so a reader never sees
 
 from __future__ import annotations
 
+import io
 import json
-import os
-import tempfile
 from collections.abc import Mapping
-from pathlib import Path
 
 import pandas as pd
 from upath import UPath
 
 from remix_pipeline.contract import ContentVariant
-from remix_pipeline.crashpoints import crash_point
 from remix_pipeline.ledger import Ledger
 from remix_pipeline.pricing import DEFAULT_PRICES_PER_SECOND, estimate_cost_usd
-from remix_pipeline.tempfiles import owned_prefix, sweep_abandoned
+from remix_pipeline.tempfiles import write_atomically
 
 VIDEO_COLUMNS: tuple[str, ...] = (
     "video_id",
@@ -129,26 +126,9 @@ def build_lineage_frame(
 
 def write_parquet_atomically(frame: pd.DataFrame, destination: str) -> str:
     """Write Parquet so that readers see the old file or the new one, never a partial one."""
-    target = UPath(destination)
-    if target.protocol in ("", "file", "local"):
-        path = Path(target.path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        sweep_abandoned(path.parent, path.name, ".tmp")
-        fd, tmp = tempfile.mkstemp(prefix=owned_prefix(path.name), suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
-            crash_point("lineage.temp_created")
-            frame.to_parquet(tmp, index=False)
-            crash_point("lineage.before_replace")
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return str(path)
-    # Object stores publish an object only when its upload completes.
-    with target.open("wb") as handle:
-        frame.to_parquet(handle, index=False)
-    return str(target)
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return write_atomically(destination, buffer.getvalue(), crash_label="lineage")
 
 
 def read_lineage(source: str) -> pd.DataFrame:

@@ -9,10 +9,7 @@ which name environment variables but never hold their values, and the server is 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -20,6 +17,7 @@ import pandas as pd
 from upath import UPath
 
 from remix_pipeline.experiment import ExperimentSettings
+from remix_pipeline.tempfiles import write_atomically
 from remix_pipeline.version import __version__
 
 MANIFEST_FILE_NAME = "manifest.json"
@@ -58,22 +56,7 @@ def build_manifest(
 def write_manifest_atomically(manifest: dict[str, Any], destination: str) -> str:
     """Write JSON so that readers see the old manifest or the new one, never a partial one."""
     text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
-    target = UPath(destination)
-    if target.protocol in ("", "file", "local"):
-        path = Path(target.path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return str(path)
-    with target.open("w", encoding="utf-8") as handle:
-        handle.write(text)
-    return str(target)
+    return write_atomically(destination, text.encode("utf-8"))
 
 
 def read_manifest(source: str) -> dict[str, Any]:

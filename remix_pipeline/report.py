@@ -12,13 +12,14 @@ from __future__ import annotations
 import html
 import os
 import posixpath
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from upath import UPath
+
+from remix_pipeline.tempfiles import write_atomically
 
 REPORT_FILE_NAME = "report.html"
 MATRIX_MAX_SOURCES = 50
@@ -227,19 +228,7 @@ def write_report(
 ) -> str:
     """Write `<output_dir>/report.html` atomically; returns its path."""
     target = UPath(output_dir.rstrip("/")) / REPORT_FILE_NAME
-    if target.protocol not in ("", "file", "local"):
-        with target.open("w", encoding="utf-8") as handle:
-            handle.write(render_report(frame, str(target.parent), title=title, manifest=manifest))
-        return str(target)
-    path = Path(target.path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    page = render_report(frame, path.parent, title=title, manifest=manifest)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(page)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return str(path)
+    local = target.protocol in ("", "file", "local")
+    base: str | Path = Path(target.path).parent if local else str(target.parent)
+    page = render_report(frame, base, title=title, manifest=manifest)
+    return write_atomically(str(target), page.encode("utf-8"))

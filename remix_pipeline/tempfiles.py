@@ -1,4 +1,4 @@
-"""Temporary files named after the process that owns them, so leftovers can be told apart.
+"""Atomic writes through temporary files named after the process that owns them.
 
 Media downloads and the lineage Parquet are written to a temporary file and renamed into
 place. A process killed between the two (SIGKILL, power loss) leaves that temporary file
@@ -13,7 +13,12 @@ import contextlib
 import os
 import re
 import socket
+import tempfile
 from pathlib import Path
+
+from upath import UPath
+
+from remix_pipeline.crashpoints import crash_point
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_]")
 
@@ -60,3 +65,33 @@ def sweep_abandoned(directory: Path, final_name: str, suffix: str) -> list[Path]
             os.unlink(entry.path)
             removed.append(Path(entry.path))
     return removed
+
+
+def write_atomically(destination: str, payload: bytes, *, crash_label: str | None = None) -> str:
+    """Write `payload` so that readers see the old file or the new one, never a partial one.
+
+    Locally: a temporary file beside the target, named after this process (leftovers of dead
+    writers are swept first), renamed into place. Object stores publish an object only when
+    its upload completes, so there the object is written directly.
+    """
+    target = UPath(destination)
+    if target.protocol not in ("", "file", "local"):
+        with target.open("wb") as handle:
+            handle.write(payload)
+        return str(target)
+    path = Path(target.path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sweep_abandoned(path.parent, path.name, ".tmp")
+    fd, tmp = tempfile.mkstemp(prefix=owned_prefix(path.name), suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            if crash_label:
+                crash_point(f"{crash_label}.temp_created")
+            handle.write(payload)
+        if crash_label:
+            crash_point(f"{crash_label}.before_replace")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return str(path)
