@@ -7,11 +7,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from .conftest import FakeClock
 
 from remix_pipeline.contract import ContentVariant, Video
 from remix_pipeline.service import create_app
 from remix_pipeline.service.app import DEFAULT_LIST_LIMIT
+
+from .conftest import FakeClock
 
 SOURCE = "video_src_harbor"
 ALL_KEYS = set(Video.model_fields)
