@@ -32,7 +32,8 @@ def owned_prefix(final_name: str) -> str:
     return f".{final_name}.{_host()}-{os.getpid()}."
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -59,7 +60,7 @@ def sweep_abandoned(directory: Path, final_name: str, suffix: str) -> list[Path]
         owner_host, sep, pid = owner.rpartition("-")
         if not sep or owner_host != host or not pid.isdigit():
             continue
-        if int(pid) == os.getpid() or _pid_alive(int(pid)):
+        if int(pid) == os.getpid() or pid_alive(int(pid)):
             continue
         with contextlib.suppress(FileNotFoundError):
             os.unlink(entry.path)

@@ -20,6 +20,7 @@ from remix_pipeline.client import DeviationLog, VideosClient
 from remix_pipeline.experiment import LEDGER_FILE_NAME, ExperimentSettings
 from remix_pipeline.ledger import Attempt, Ledger
 from remix_pipeline.service.config import state_home
+from remix_pipeline.tempfiles import pid_alive
 
 T = TypeVar("T")
 
@@ -116,16 +117,6 @@ def process_tags() -> dict[str, str]:
     return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def run_is_gone(instance: dg.DagsterInstance, run_id: str | None) -> bool:
     """True when the run that owns an intent can no longer be sending its request."""
     if not run_id:
@@ -134,7 +125,7 @@ def run_is_gone(instance: dg.DagsterInstance, run_id: str | None) -> bool:
     if run is None or run.is_finished:
         return True
     if run.tags.get(HOST_TAG) == socket.gethostname() and PID_TAG in run.tags:
-        return not _pid_alive(int(run.tags[PID_TAG]))
+        return not pid_alive(int(run.tags[PID_TAG]))
     return False
 
 
@@ -153,7 +144,7 @@ def fail_abandoned_runs(instance: dg.DagsterInstance) -> list[str]:
     )
     for run in records:
         pid = run.tags.get(PID_TAG)
-        if pid and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+        if pid and int(pid) != os.getpid() and not pid_alive(int(pid)):
             instance.report_run_failed(run, "The process running it is gone.")
             failed.append(run.run_id)
     return failed
