@@ -25,6 +25,15 @@ async def completed_ledger(tmp_path: Path, client: VideosClient, count: int) -> 
     return ledger
 
 
+async def every_job_ended(client: VideosClient, ledger: Ledger) -> None:
+    """Wait on the server itself, not a fixed sleep: a loaded machine stretches job times."""
+    ids = {a.video_id for a in ledger.in_flight()}
+    while any(
+        v.status in {"queued", "in_progress"} for v in (await client.bulk_status(ids)).values()
+    ):
+        await asyncio.sleep(0.05)
+
+
 async def test_every_file_of_every_completed_attempt_is_downloaded_and_recorded(tmp_path):
     config = ServiceConfig(db_path=tmp_path / "service.db", queued_seconds=0.05, run_seconds=0.1)
     async with VideosClient.from_settings(ClientSettings(), embedded=config) as client:
@@ -71,7 +80,7 @@ async def test_a_poll_commits_the_changed_jobs_in_chunks_not_one_each(tmp_path):
         await submit_variants(
             requests(150), ledger=ledger, client=client, table_hash="h", run_id="r"
         )
-        await asyncio.sleep(0.3)  # let every job end on the server, so each one changes
+        await every_job_ended(client, ledger)  # so each in-flight job has changed
         commits: list[int] = []
         sa.event.listen(ledger._engine, "commit", lambda conn: commits.append(1))
         report = await poll_in_flight(ledger, client)

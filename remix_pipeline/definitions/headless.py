@@ -125,8 +125,11 @@ class HeadlessRunner:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             sensor = self.defs.get_sensor_def(name)
+            # The caller's instance, not a ref: an instance the context opened from a ref would
+            # stay the current defs-state storage after the context is dropped, and the next
+            # Definitions load would find it garbage-collected.
             context = dg.build_sensor_context(
-                instance_ref=self.instance.get_ref(),
+                instance=self.instance,
                 definitions=self.defs,
                 cursor=self.cursors.get(name),
             )

@@ -167,3 +167,15 @@ def _count(db: Path, query: str) -> int:
             return int(connection.execute(query).fetchone()[0])
     except sqlite3.OperationalError:
         return 0
+
+
+def test_sensor_ticks_leave_the_callers_instance_as_the_definitions_state_store(settings, instance):
+    # An instance a tick opened and never closed stays the current store; once collected,
+    # the next Definitions load fails with "undefined DagsterInstance weakref".
+    from dagster._core.storage.defs_state.base import DefsStateStorage
+
+    runner = HeadlessRunner(settings, instance)
+    runner.evaluate_sensor("t_fanout_sensor")
+    runner.evaluate_sensor("t_completion_sensor")
+
+    assert DefsStateStorage.get() is instance.defs_state_storage

@@ -28,7 +28,7 @@ def tick(defs: dg.Definitions, instance: dg.DagsterInstance, name: str):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sensor = defs.get_sensor_def(name)
-        context = dg.build_sensor_context(instance_ref=instance.get_ref(), definitions=defs)
+        context = dg.build_sensor_context(instance=instance, definitions=defs)
         return sensor.evaluate_tick(context)
 
 

@@ -18,7 +18,7 @@ def tick(runner: HeadlessRunner, instance: dg.DagsterInstance) -> dg.SensorResul
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sensor = runner.defs.get_sensor_def("t_completion_sensor")
-        context = dg.build_sensor_context(instance_ref=instance.get_ref(), definitions=runner.defs)
+        context = dg.build_sensor_context(instance=instance, definitions=runner.defs)
         return sensor.evaluate_tick(context)
 
 
