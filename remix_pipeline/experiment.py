@@ -71,6 +71,14 @@ class ExperimentSettings(BaseModel):
         "dagster.yaml (`concurrency: pools:`) so a cluster has few submitting steps at once.",
     )
     poll_interval_seconds: int = Field(default=10, ge=1)
+    request_timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="How long one request to the server may take. A remix POST that times out "
+        "is looked for on the server until twice this long after it was sent before "
+        "`on_unknown_outcome` decides.",
+    )
     refresh_cron: str | None = Field(default=None, description="Cron of the refresh schedule.")
     on_unknown_outcome: UnknownOutcomePolicy = UnknownOutcomePolicy.FAIL
     strict: bool = Field(default=False, description="Refuse the whole table if any row is bad.")
@@ -155,11 +163,14 @@ class ExperimentSettings(BaseModel):
             api_key_env=self.api_key_env,
             requests_per_minute=self.requests_per_minute,
             max_in_flight=self.max_in_flight,
+            timeout_seconds=self.request_timeout_seconds,
         )
+
+    def uses_embedded_service(self) -> bool:
+        return not os.environ.get(self.base_url_env)
 
     def server_label(self) -> str:
         """The server as shown to people: a base URL without credentials, or 'embedded'."""
-        url = os.environ.get(self.base_url_env)
-        if not url:
+        if self.uses_embedded_service():
             return "embedded"
-        return re.sub(r"//[^@/]*@", "//", url)
+        return re.sub(r"//[^@/]*@", "//", os.environ[self.base_url_env])

@@ -6,9 +6,13 @@ unknown (timeout, reset, 5xx, a crash) is resolved by listing the server's video
 the job that matches (source, prompt, created after the intent) before anything is sent again.
 Where nothing matches, the configured policy decides: fail (the default) or resubmit.
 
-One case is not ambiguous: the embedded service runs inside the submitting process, so a
-job it never listed can no longer appear once that process is gone, and the variant is sent
-again whatever the policy.
+A remote server may still be handling a POST its client gave up on, so its job can appear
+after the first listing: until the listing grace (twice the client's timeout after the send)
+has passed, an unmatched attempt stays unresolved and a later run looks again.
+
+One case is not ambiguous: the embedded service runs inside the submitting process, so its
+listing holds every job it will ever have; there is no grace, and the variant is sent again
+whatever the policy.
 """
 
 from __future__ import annotations
@@ -53,6 +57,17 @@ RECORD_BATCH_SECONDS = 0.05
 # request grows with the square of its connections.
 SENDS_AT_ONCE = 16
 RECORD_BATCH_SIZE = 100
+
+
+def listing_grace_seconds(*, exhaustive: bool, timeout_seconds: float) -> float:
+    """How long after its POST a job may still turn up in the server's listing: the server
+    may handle a POST for as long again as its client waited for the answer."""
+    return 0.0 if exhaustive else 2 * timeout_seconds
+
+
+def awaits_listing(attempt: Attempt, *, grace_seconds: float, now: float) -> bool:
+    """Whether an unmatched attempt is too recent for its absence to mean anything yet."""
+    return attempt.sent_at is not None and now - attempt.sent_at < grace_seconds
 
 
 class Action(StrEnum):
@@ -199,6 +214,9 @@ class _Submitter:
         self.owner_gone = owner_gone
         self.retry_failed = retry_failed
         self.listing_is_exhaustive = client.base_url == EMBEDDED_BASE_URL
+        self.grace_seconds = listing_grace_seconds(
+            exhaustive=self.listing_is_exhaustive, timeout_seconds=client.settings.timeout_seconds
+        )
         self.responses = _ResponseBatch(ledger)
         self.sending = asyncio.Semaphore(SENDS_AT_ONCE)
 
@@ -219,6 +237,15 @@ class _Submitter:
             return Outcome(request.key, Action.BUSY, prior, f"owned by run {prior.run_id}")
         if prior.state is AttemptState.INTENT and prior.sent_at is None:
             return ("send", prior)  # the POST was never sent: sending now cannot pay twice
+        if prior.state is AttemptState.INTENT:
+            # Recorded as unknown, so that while its job may still appear the sensors wait
+            # out the listing grace instead of starting a run per tick.
+            prior = self.ledger.mark_unknown(
+                prior.key,
+                prior.attempt,
+                reason=f"run {prior.run_id} ended before the answer to its POST was recorded",
+                now=now,
+            )
         return ("resolve", prior)
 
     async def send(self, request: VariantRequest, attempt: Attempt) -> Outcome:
@@ -311,14 +338,20 @@ class _Submitter:
                 return self._record(request, attempt, video, adopted=True)
             except VideoAlreadyClaimedError:
                 continue
-        if resend_allowed and (
-            self.policy is UnknownOutcomePolicy.RESUBMIT or self.listing_is_exhaustive
-        ):
-            return None
+        if awaits_listing(attempt, grace_seconds=self.grace_seconds, now=time.time()):
+            return Outcome(
+                request.key,
+                Action.UNRESOLVED,
+                attempt,
+                f"no job listed yet; looked for again until {self.grace_seconds:g} s after "
+                "the send",
+            )
         if self.policy is UnknownOutcomePolicy.RESUBMIT or self.listing_is_exhaustive:
-            # The send that just failed is too recent to give up on; the next run looks again.
-            # Where the listing is exhaustive, that look can only find the job or prove there
-            # is none, so transient faults on every send of this run never fail the variant.
+            if resend_allowed:
+                return None
+            # Enough sends for one run; the next run looks again before sending. Where the
+            # listing is exhaustive, that look can only find the job or prove there is none,
+            # so transient faults on every send of this run never fail the variant.
             return Outcome(request.key, Action.UNRESOLVED, attempt, "outcome unknown")
         failed = self.ledger.mark_failed(
             attempt.key,

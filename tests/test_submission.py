@@ -64,12 +64,19 @@ class LosesRemixes(httpx.AsyncBaseTransport):
         return await self.inner.handle_async_request(request)
 
 
+# The remote client's timeout: its listing grace, twice that, is what the tests wait out.
+REMOTE_TIMEOUT = 0.1
+
+
 def remote_client(config: ServiceConfig, lose: int = 0) -> VideosClient:
     """A client that treats the service as a remote server (its listing is not conclusive)."""
     transport = LosesRemixes(embedded_transport(config), lose)
-    return VideosClient.from_settings(
-        ClientSettings(base_url="http://remote.invalid/v1"), transport=transport
-    )
+    settings = ClientSettings(base_url="http://remote.invalid/v1", timeout_seconds=REMOTE_TIMEOUT)
+    return VideosClient.from_settings(settings, transport=transport)
+
+
+async def after_the_listing_grace() -> None:
+    await asyncio.sleep(2 * REMOTE_TIMEOUT + 0.05)
 
 
 async def remix_jobs(config: ServiceConfig) -> list[str]:
@@ -95,27 +102,53 @@ async def test_dropped_responses_are_adopted_and_nothing_is_paid_twice(tmp_path)
     assert len(ledger.claimed_video_ids()) == 30
 
 
-async def test_unknown_outcome_with_no_matching_job_fails_under_the_fail_policy(tmp_path):
+async def test_an_unmatched_unknown_outcome_waits_out_the_listing_grace_before_failing(tmp_path):
     config = service(tmp_path)
     ledger = Ledger.for_path(tmp_path / "ledger.db")
 
     async with remote_client(config, lose=1) as client:
-        (outcome,) = await submit_variants(
+        (first,) = await submit_variants(
             requests(1), ledger=ledger, client=client, table_hash="h", run_id="r1"
         )
+        await after_the_listing_grace()
+        (later,) = await submit_variants(
+            requests(1), ledger=ledger, client=client, table_hash="h", run_id="r2"
+        )
 
-    assert outcome.action is Action.FAILED
-    assert outcome.attempt.state is AttemptState.FAILED
-    assert outcome.attempt.error_code == UNRESOLVED_CODE
+    assert first.action is Action.UNRESOLVED
+    assert first.attempt.state is AttemptState.UNKNOWN
+    assert later.action is Action.FAILED
+    assert later.attempt.error_code == UNRESOLVED_CODE
     assert await remix_jobs(config) == []
 
 
-async def test_unknown_outcome_with_no_matching_job_is_sent_again_under_resubmit(tmp_path):
+async def test_a_job_listed_only_after_the_first_look_is_adopted_by_the_next_run(tmp_path):
+    config = service(tmp_path)
+    ledger = Ledger.for_path(tmp_path / "ledger.db")
+    (request,) = requests(1)
+
+    async with remote_client(config, lose=1) as client:
+        (first,) = await submit_variants(
+            [request], ledger=ledger, client=client, table_hash="h", run_id="r1"
+        )
+        late = await client.remix(SOURCE, request.prompt)  # the server got to it after all
+        await after_the_listing_grace()
+        (later,) = await submit_variants(
+            [request], ledger=ledger, client=client, table_hash="h", run_id="r2"
+        )
+
+    assert first.action is Action.UNRESOLVED
+    assert later.action is Action.ADOPTED
+    assert later.attempt.video_id == late.id
+    assert await remix_jobs(config) == ["prompt 0"]
+
+
+async def test_resubmit_sends_again_only_once_the_listing_grace_has_passed(tmp_path):
     config = service(tmp_path)
     ledger = Ledger.for_path(tmp_path / "ledger.db")
 
     async with remote_client(config, lose=1) as client:
-        (outcome,) = await submit_variants(
+        (first,) = await submit_variants(
             requests(1),
             ledger=ledger,
             client=client,
@@ -123,8 +156,19 @@ async def test_unknown_outcome_with_no_matching_job_is_sent_again_under_resubmit
             run_id="r1",
             policy=UnknownOutcomePolicy.RESUBMIT,
         )
+        jobs_before_grace = await remix_jobs(config)
+        await after_the_listing_grace()
+        (later,) = await submit_variants(
+            requests(1),
+            ledger=ledger,
+            client=client,
+            table_hash="h",
+            run_id="r2",
+            policy=UnknownOutcomePolicy.RESUBMIT,
+        )
 
-    assert outcome.action is Action.SUBMITTED
+    assert (first.action, jobs_before_grace) == (Action.UNRESOLVED, [])
+    assert later.action is Action.SUBMITTED
     assert await remix_jobs(config) == ["prompt 0"]
 
 
@@ -180,6 +224,26 @@ async def test_a_job_created_before_a_crash_is_adopted_not_paid_again(tmp_path):
     assert outcome.action is Action.ADOPTED
     assert outcome.attempt.video_id == created.id
     assert await remix_jobs(config) == ["prompt 0"]
+
+
+async def test_a_sent_intent_of_a_dead_run_is_recorded_unknown_while_its_job_may_appear(
+    tmp_path,
+):
+    config = service(tmp_path)
+    ledger = Ledger.for_path(tmp_path / "ledger.db")
+    (request,) = requests(1)
+    attempt = ledger.record_intent(request, table_hash="h", run_id="dead", now=time.time())
+    ledger.mark_sent(request.key, attempt.attempt, sent_at=time.time())
+
+    async with remote_client(config) as client:
+        (outcome,) = await submit_variants(
+            [request], ledger=ledger, client=client, table_hash="h", run_id="mine"
+        )
+
+    assert outcome.action is Action.UNRESOLVED
+    assert outcome.attempt.state is AttemptState.UNKNOWN
+    assert "run dead ended before" in (ledger.events_since(0)[-1].detail or "")
+    assert await remix_jobs(config) == []
 
 
 async def test_responses_arriving_together_are_recorded_in_few_ledger_commits(tmp_path):

@@ -179,6 +179,11 @@ class VideosClient:
     def __repr__(self) -> str:
         return f"VideosClient(base_url={self.base_url!r})"
 
+    @property
+    def settings(self) -> ClientSettings:
+        """The settings the client was built with (they name the key's variable, never a key)."""
+        return self._settings
+
     async def __aenter__(self) -> VideosClient:
         return self
 

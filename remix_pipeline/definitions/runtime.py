@@ -20,6 +20,7 @@ from remix_pipeline.client import DeviationLog, VideosClient
 from remix_pipeline.experiment import LEDGER_FILE_NAME, ExperimentSettings
 from remix_pipeline.ledger import Attempt, Ledger
 from remix_pipeline.service.config import state_home
+from remix_pipeline.submission import listing_grace_seconds
 from remix_pipeline.tempfiles import pid_alive
 
 T = TypeVar("T")
@@ -86,6 +87,13 @@ class ExperimentRuntime:
             return Ledger(url)
         # The default SQLite file may be opened (by a sensor) before anything else ran.
         return Ledger.for_path(state_home() / LEDGER_FILE_NAME)
+
+    @property
+    def listing_grace_seconds(self) -> float:
+        return listing_grace_seconds(
+            exhaustive=self.settings.uses_embedded_service(),
+            timeout_seconds=self.settings.request_timeout_seconds,
+        )
 
     def with_client(self, work: Callable[[VideosClient], Awaitable[T]]) -> T:
         """Run async client work to completion from synchronous Dagster code."""

@@ -42,7 +42,7 @@ def build_refresh_schedule(runtime: ExperimentRuntime) -> dg.ScheduleDefinition 
         needed = [
             k
             for k in state.keys
-            if needs_submission(latest.get(k), instance)
+            if needs_submission(runtime, latest.get(k), instance)
             or (latest[k].state is AttemptState.FAILED and is_retryable(latest[k]))
         ]
         if not needed:

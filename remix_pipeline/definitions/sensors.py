@@ -25,6 +25,7 @@ from remix_pipeline.requests import (
     VariantRequest,
     read_request_table,
 )
+from remix_pipeline.submission import awaits_listing
 from remix_pipeline.tracking import poll_in_flight
 
 # Stay well inside the 60 s sensor evaluation timeout; what is left is done next tick.
@@ -110,9 +111,17 @@ def parent_settled(request: VariantRequest, latest: dict[str, Attempt]) -> bool:
     return parent is not None and parent.is_terminal
 
 
-def needs_submission(attempt: Attempt | None, instance: dg.DagsterInstance) -> bool:
+def needs_submission(
+    runtime: ExperimentRuntime, attempt: Attempt | None, instance: dg.DagsterInstance
+) -> bool:
+    """No attempt yet, or an interrupted one that a run can settle now. One whose job may
+    still appear on a remote server waits out the listing grace, rather than a run a tick."""
     if attempt is None:
         return True
+    if attempt.state is AttemptState.UNKNOWN and awaits_listing(
+        attempt, grace_seconds=runtime.listing_grace_seconds, now=time.time()
+    ):
+        return False
     if attempt.state in (AttemptState.INTENT, AttemptState.UNKNOWN):
         return run_is_gone(instance, attempt.run_id)
     return False
@@ -166,7 +175,8 @@ def build_fanout_sensor(runtime: ExperimentRuntime) -> dg.SensorDefinition:
         if isinstance(state, dg.SkipReason):
             return state
         table, new_partitions = state.table, state.new_partitions
-        needed = [k for k in state.keys if needs_submission(state.latest.get(k), context.instance)]
+        latest, instance = state.latest, context.instance
+        needed = [k for k in state.keys if needs_submission(runtime, latest.get(k), instance)]
 
         run_requests: list[dg.RunRequest] = []
         if context.cursor != table.content_hash:

@@ -30,6 +30,14 @@ class FaultConfig(BaseModel):
     )
     error_rate: float = Field(default=0.0, ge=0.0, le=1.0, description="Share of 5xx answers.")
     latency_ms: int = Field(default=0, ge=0, description="Added to every response.")
+    spike_rate: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of requests held for `spike_ms` before they are handled: a job "
+        "they create appears only after the hold, as behind a congested gateway.",
+    )
+    spike_ms: int = Field(default=0, ge=0, description="How long a spiked request is held.")
     drop_rate: float = Field(
         default=0.0,
         ge=0.0,

@@ -8,6 +8,9 @@ instance sees them:
 - `error`: one draw per `/v1` request that passed auth and the rate limit; below
   `error_rate` it is answered 500, 502 or 503 (a second draw from the same stream picks
   which). So the same seed gives the same positions and statuses of 5xx answers.
+- `spike`: one draw per `/v1` request that passed auth and the rate limit; below
+  `spike_rate` the request is held `spike_ms` before it is handled, so a client with a
+  shorter read timeout gives up before the job it asked for exists.
 - `drop`: one draw per successful create, remix, edit or extension; below `drop_rate` the job
   is kept but the response is cut off after its status line.
 - `failure`: one draw per created job; below `failure_rate` the job ends `generation_failed`.
@@ -67,13 +70,19 @@ class FaultInjector:
         self._lock = threading.Lock()
         self._admitted: deque[float] = deque()
         self._error_rng = random.Random(f"{config.seed}:error")
+        self._spike_rng = random.Random(f"{config.seed}:spike")
         self._drop_rng = random.Random(f"{config.seed}:drop")
         self._failure_rng = random.Random(f"{config.seed}:failure")
         self._terms = tuple(t.casefold() for t in config.moderation_terms if t)
 
-    @property
-    def latency_seconds(self) -> float:
-        return self.config.latency_ms / 1000
+    def delay_seconds(self) -> float:
+        """How long to hold this request: the constant latency, plus a spike if one is drawn."""
+        delay = self.config.latency_ms / 1000
+        if self.config.spike_rate > 0:
+            with self._lock:
+                if self._spike_rng.random() < self.config.spike_rate:
+                    delay += self.config.spike_ms / 1000
+        return delay
 
     def admit(self, now: float) -> RateLimited | None:
         """Take a slot in the window, or say how long until one frees."""

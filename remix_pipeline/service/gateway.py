@@ -1,7 +1,7 @@
 """The ASGI layer in front of the routes: request ids, counters, auth and injected faults.
 
 Order per request: count it, check the bearer key, then (for `/v1` only) the rate limit, the
-added latency and the injected 5xx, then the route. A successful job-creating response may
+added latency or spike and the injected 5xx, then the route. A successful job-creating response may
 be dropped afterwards: its status line goes out, then `ResponseDropped` is raised so the
 server closes the connection mid-response, exactly what a client sees when a network path
 dies after the job was created.
@@ -140,6 +140,7 @@ class Gateway:
         limited = self.faults.admit(self.clock())
         if limited is not None:
             return self.faults.rate_limit_error(limited)
-        if self.faults.latency_seconds > 0:
-            await asyncio.sleep(self.faults.latency_seconds)
+        delay = self.faults.delay_seconds()
+        if delay > 0:
+            await asyncio.sleep(delay)
         return self.faults.server_error()

@@ -37,6 +37,8 @@ _OPTION_OF_FIELD = {
     "requests_per_minute": "--rpm-limit",
     "error_rate": "--error-rate",
     "latency_ms": "--latency-ms",
+    "spike_rate": "--spike-rate",
+    "spike_ms": "--spike-ms",
     "drop_rate": "--drop-rate",
     "failure_rate": "--failure-rate",
     "moderation_terms": "--moderation-term",
@@ -73,6 +75,10 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     faults.add_argument("--rpm-limit", type=int, default=None, help="Requests per minute.")
     faults.add_argument("--error-rate", type=float, default=0.0, help="Share of 5xx answers.")
     faults.add_argument("--latency-ms", type=int, default=0)
+    faults.add_argument(
+        "--spike-rate", type=float, default=0.0, help="Share of requests held --spike-ms."
+    )
+    faults.add_argument("--spike-ms", type=int, default=0)
     faults.add_argument("--drop-rate", type=float, default=0.0, help="Share of dropped creates.")
     faults.add_argument("--failure-rate", type=float, default=0.0, help="Share of failed jobs.")
     faults.add_argument(
@@ -103,6 +109,8 @@ def config_from_args(args: argparse.Namespace) -> ServiceConfig:
             requests_per_minute=args.rpm_limit,
             error_rate=args.error_rate,
             latency_ms=args.latency_ms,
+            spike_rate=args.spike_rate,
+            spike_ms=args.spike_ms,
             drop_rate=args.drop_rate,
             failure_rate=args.failure_rate,
             moderation_terms=tuple(args.moderation_term),

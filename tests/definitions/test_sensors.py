@@ -123,3 +123,25 @@ def test_completion_requests_a_media_run_when_videos_finish(settings, defs, inst
         media_runs = tick(defs, instance, "t_completion_sensor").run_requests
 
     assert [list(r.asset_selection) for r in media_runs] == [[dg.AssetKey(["t", "media"])]]
+
+
+@pytest.mark.parametrize(("sent_ago", "runs"), [(1.0, 0), (120.0, 1)], ids=["fresh", "stale"])
+def test_fanout_waits_out_the_listing_grace_of_unknown_outcomes_on_a_remote_server(
+    settings, instance, monkeypatch, sent_ago, runs
+):
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://videos.example.invalid/v1")
+    remote = settings.model_copy(update={"request_timeout_seconds": 30.0})  # grace: 60 s
+    runtime = ExperimentRuntime(remote)
+    ledger = runtime.ledger()
+    sent_at = time.time() - sent_ago
+    for request in read_request_table(remote.table_path).requests:
+        attempt = ledger.record_intent(request, table_hash="h", run_id="gone", now=sent_at)
+        ledger.mark_sent(request.key, attempt.attempt, sent_at=sent_at)
+        ledger.mark_unknown(request.key, attempt.attempt, reason="read timeout", now=sent_at)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        defs = build_experiment_definitions(remote)
+
+    data = tick(defs, instance, "t_fanout_sensor")
+
+    assert len([r for r in data.run_requests if r.tags.get(RANGE_START_TAG)]) == runs

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 
 import httpx
 import pytest
@@ -97,6 +98,46 @@ async def test_latency_is_added_to_every_api_request(
         await client.post("/v1/videos", json={"prompt": "x"})
         await client.get("/_admin/stats")
     assert slept == [0.25, 0.25]
+
+
+async def test_spikes_hold_a_seeded_share_of_requests_on_top_of_the_latency(
+    make_config: ConfigFactory, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def held(seed: int) -> list[float]:
+        slept: list[float] = []
+
+        async def recording_sleep(seconds: float) -> None:
+            slept.append(seconds)
+
+        monkeypatch.setattr(gateway_module.asyncio, "sleep", recording_sleep)
+        faults = {"seed": seed, "latency_ms": 10, "spike_rate": 0.3, "spike_ms": 2000}
+        await _statuses(make_config(faults=faults), clock, 60)
+        return slept
+
+    first, again, other = await held(3), await held(3), await held(4)
+    assert first == again
+    assert first != other
+    assert set(first) == {0.01, 2.01}
+    assert 5 <= first.count(2.01) <= 35
+
+
+async def test_a_spiked_create_makes_its_job_only_after_the_hold(
+    make_config: ConfigFactory, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = make_config(faults={"spike_rate": 1.0, "spike_ms": 5000})
+    jobs_during_hold: list[int] = []
+
+    async def counting_sleep(seconds: float) -> None:
+        with sqlite3.connect(config.db_path) as db:
+            (count,) = db.execute("SELECT COUNT(*) FROM videos WHERE prompt = 'held'").fetchone()
+        jobs_during_hold.append(count)
+
+    monkeypatch.setattr(gateway_module.asyncio, "sleep", counting_sleep)
+    async with _client(config, clock) as client:
+        created = await client.post("/v1/videos", json={"prompt": "held"})
+
+    assert created.status_code == 200
+    assert jobs_during_hold == [0]
 
 
 async def test_moderation_term_ends_the_job_moderation_blocked_case_insensitively(
