@@ -8,9 +8,10 @@ instance sees them:
 - `error`: one draw per `/v1` request that passed auth and the rate limit; below
   `error_rate` it is answered 500, 502 or 503 (a second draw from the same stream picks
   which). So the same seed gives the same positions and statuses of 5xx answers.
-- `spike`: one draw per `/v1` request that passed auth and the rate limit; below
-  `spike_rate` the request is held `spike_ms` before it is handled, so a client with a
-  shorter read timeout gives up before the job it asked for exists.
+- `spike`: one draw per `/v1` request that passed auth, the rate limit and the 5xx draw;
+  below `spike_rate` the request is read whole, then held `spike_ms` before it is handled,
+  so a client with a shorter read timeout gives up before the job it asked for exists, and
+  the job still appears once the hold ends (as behind a congested queue).
 - `drop`: one draw per successful create, remix, edit or extension; below `drop_rate` the job
   is kept but the response is cut off after its status line.
 - `failure`: one draw per created job; below `failure_rate` the job ends `generation_failed`.
@@ -75,14 +76,17 @@ class FaultInjector:
         self._failure_rng = random.Random(f"{config.seed}:failure")
         self._terms = tuple(t.casefold() for t in config.moderation_terms if t)
 
-    def delay_seconds(self) -> float:
-        """How long to hold this request: the constant latency, plus a spike if one is drawn."""
-        delay = self.config.latency_ms / 1000
-        if self.config.spike_rate > 0:
-            with self._lock:
-                if self._spike_rng.random() < self.config.spike_rate:
-                    delay += self.config.spike_ms / 1000
-        return delay
+    @property
+    def latency_seconds(self) -> float:
+        return self.config.latency_ms / 1000
+
+    def spike_seconds(self) -> float:
+        """How long to hold this request once it has been read: 0 unless a spike is drawn."""
+        if self.config.spike_rate <= 0:
+            return 0.0
+        with self._lock:
+            spiked = self._spike_rng.random() < self.config.spike_rate
+        return self.config.spike_ms / 1000 if spiked else 0.0
 
     def admit(self, now: float) -> RateLimited | None:
         """Take a slot in the window, or say how long until one frees."""

@@ -1,7 +1,8 @@
 """The ASGI layer in front of the routes: request ids, counters, auth and injected faults.
 
 Order per request: count it, check the bearer key, then (for `/v1` only) the rate limit, the
-added latency or spike and the injected 5xx, then the route. A successful job-creating response may
+added latency, the injected 5xx and a spike (the request is read whole, then held), then the
+route. A successful job-creating response may
 be dropped afterwards: its status line goes out, then `ResponseDropped` is raised so the
 server closes the connection mid-response, exactly what a client sees when a network path
 dies after the job was created.
@@ -102,6 +103,11 @@ class Gateway:
         if rejection is not None:
             await rejection.response()(scope, receive, send_counted)
             return
+        if _is_api(scope):
+            spike = self.faults.spike_seconds()
+            if spike > 0:
+                receive = await _read_whole(receive)
+                await asyncio.sleep(spike)
 
         dropped = False
 
@@ -134,13 +140,32 @@ class Gateway:
             raise ResponseDropped(f"{operation} response dropped by fault injection")
 
     async def _fault(self, scope: Scope) -> ApiError | None:
-        path: str = scope["path"]
-        if not (path == "/v1" or path.startswith("/v1/")):
+        if not _is_api(scope):
             return None
         limited = self.faults.admit(self.clock())
         if limited is not None:
             return self.faults.rate_limit_error(limited)
-        delay = self.faults.delay_seconds()
-        if delay > 0:
-            await asyncio.sleep(delay)
+        if self.faults.latency_seconds > 0:
+            await asyncio.sleep(self.faults.latency_seconds)
         return self.faults.server_error()
+
+
+def _is_api(scope: Scope) -> bool:
+    path: str = scope["path"]
+    return path == "/v1" or path.startswith("/v1/")
+
+
+async def _read_whole(receive: Receive) -> Receive:
+    """Take the request body off the connection now and replay it later: a held request was
+    received, so the client leaving during the hold does not stop it from being handled."""
+    received: list[Message] = []
+    while True:
+        message = await receive()
+        received.append(message)
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            break
+
+    async def replay() -> Message:
+        return received.pop(0) if received else await receive()
+
+    return replay

@@ -9,9 +9,7 @@ reads the key from OPENAI_API_KEY, the variable the sample experiment names.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,27 +20,15 @@ import httpx
 import pandas as pd
 import pytest
 
+from ..served import REMIX_PIPELINE, SERVE_KEY_ENV, Served, served_process
+
 REPO = Path(__file__).resolve().parents[2]
-REMIX_PIPELINE = Path(sys.executable).parent / "remix-pipeline"
-SERVE_KEY_ENV = "REMIX_PIPELINE_SERVE_API_KEY"
 TABLE = """\
 source_video_id,variant,prompt
 video_src_harbor,storm,Turn the dawn harbor into a thunderstorm
 video_src_forest,fog,Fill the forest with low morning fog
 video_src_city,retro,Restyle the scene as 1970s film
 """
-
-
-def _default_signals() -> None:
-    """The server must stop on SIGTERM even if this test runner ignores it."""
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-@dataclass
-class Served:
-    base_url: str
-    key: str
 
 
 @pytest.fixture(scope="module")
@@ -53,43 +39,8 @@ def marker() -> str:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory, marker: str) -> Iterator[Served]:
     """The Videos API served over HTTP, requiring the marker key; fast jobs."""
-    where = tmp_path_factory.mktemp("server")
-    env = {**os.environ, SERVE_KEY_ENV: marker, "REMIX_PIPELINE_HOME": str(where)}
-    process = subprocess.Popen(
-        [
-            str(REMIX_PIPELINE),
-            "serve",
-            "--port",
-            "0",
-            "--db",
-            str(where / "videos.db"),
-            "--queued-seconds",
-            "0.05",
-            "--run-seconds",
-            "0.3",
-            "--poll-after-ms",
-            "50",
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=(where / "serve.err").open("wb"),
-        stdin=subprocess.DEVNULL,
-        text=True,
-        process_group=0,
-        preexec_fn=_default_signals,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        assert line.startswith("Videos API serving at "), line + (where / "serve.err").read_text()
-        yield Served(base_url=line.removeprefix("Videos API serving at ").strip(), key=marker)
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+    with served_process(tmp_path_factory.mktemp("server"), key=marker) as served:
+        yield served
 
 
 @dataclass

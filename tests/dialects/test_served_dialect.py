@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
-import sys
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -21,8 +19,8 @@ import pytest
 
 from remix_pipeline.service.dialects import decode_litellm_id
 
-REMIX_PIPELINE = Path(sys.executable).parent / "remix-pipeline"
-SERVE_KEY_ENV = "REMIX_PIPELINE_SERVE_API_KEY"
+from ..served import REMIX_PIPELINE, SERVE_KEY_ENV, Served, served_process
+
 TABLE = """\
 source_video_id,variant,prompt
 video_src_harbor,storm,Turn the dawn harbor into a thunderstorm
@@ -30,18 +28,6 @@ video_src_forest,fog,Fill the forest with low morning fog
 video_src_city,retro,Restyle the scene as 1970s film
 """
 DEVIATION = re.compile(r"deviates from the Videos API contract: (?P<kind>[^;]+); e\.g\.")
-
-
-def _default_signals() -> None:
-    """The server must stop on SIGTERM even if this test runner ignores it."""
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-@dataclass
-class Served:
-    base_url: str
-    key: str
 
 
 @dataclass
@@ -53,31 +39,8 @@ class Ran:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     where = tmp_path_factory.mktemp("server")
-    key = f"sk-marker-{uuid.uuid4().hex}"
-    command = [str(REMIX_PIPELINE), "serve", "--port", "0", "--dialect", "litellm"]
-    fast = ["--queued-seconds", "0.05", "--run-seconds", "0.3", "--poll-after-ms", "50"]
-    process = subprocess.Popen(
-        [*command, "--db", str(where / "videos.db"), *fast],
-        env={**os.environ, SERVE_KEY_ENV: key, "REMIX_PIPELINE_HOME": str(where)},
-        stdout=subprocess.PIPE,
-        stderr=(where / "serve.err").open("wb"),
-        stdin=subprocess.DEVNULL,
-        text=True,
-        process_group=0,
-        preexec_fn=_default_signals,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        assert line.startswith("Videos API serving at "), line + (where / "serve.err").read_text()
-        yield Served(base_url=line.removeprefix("Videos API serving at ").strip(), key=key)
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+    with served_process(where, "--dialect", "litellm", key=f"sk-marker-{uuid.uuid4().hex}") as s:
+        yield s
 
 
 @pytest.fixture(scope="module")

@@ -33,6 +33,7 @@ def variant_rows(count: int) -> list[tuple[str, str]]:
 class Project:
     root: Path
     variants: list[tuple[str, str]]
+    service_db: Path | None = None  # a served (remote) service's store; None: the embedded one
 
     @property
     def home(self) -> Path:
@@ -78,7 +79,7 @@ class Project:
 
     def remix_jobs(self) -> list[tuple[str, str]]:
         """(source, prompt) of every remix job the service holds, counted in its own SQLite."""
-        with sqlite3.connect(self.home / "service.db") as db:
+        with sqlite3.connect(self.service_db or self.home / "service.db") as db:
             rows = db.execute(
                 "SELECT remixed_from_video_id, prompt FROM videos WHERE kind = 'remix' ORDER BY seq"
             ).fetchall()
@@ -159,15 +160,20 @@ def in_process(make_project, monkeypatch: pytest.MonkeyPatch):
     from remix_pipeline.definitions.headless import HeadlessRunner
     from remix_pipeline.experiment import ExperimentSettings
 
-    def run(project: Project, timeout: float = 120) -> pd.DataFrame:
+    def run(
+        project: Project, timeout: float = 120, base_url: str | None = None, **settings: object
+    ) -> pd.DataFrame:
+        """`base_url` points the run at a served service, as OPENAI_BASE_URL does."""
         monkeypatch.chdir(project.root)
         for name, value in project.env().items():
             monkeypatch.setenv(name, value)
         for name in [n for n in os.environ if n.startswith("OPENAI_")]:
             monkeypatch.delenv(name)
-        settings = ExperimentSettings(name="t", table=str(project.table))
+        if base_url is not None:
+            monkeypatch.setenv("OPENAI_BASE_URL", base_url)
+        experiment = ExperimentSettings(name="t", table=str(project.table), **settings)
         with dg.DagsterInstance.get() as instance:
-            summary = HeadlessRunner(settings, instance, poll_seconds=0.1).run(
+            summary = HeadlessRunner(experiment, instance, poll_seconds=0.1).run(
                 timeout_seconds=timeout
             )
         assert summary.finished

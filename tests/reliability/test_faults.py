@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from ..served import served_process
 from .conftest import assert_everything_once, sends_per_attempt
 
 VARIANTS = 60
@@ -60,4 +61,28 @@ def test_transient_faults_end_with_every_variant_completed_once(make_project, in
         f"\nRELIABILITY transient {faults}: variants={VARIANTS} jobs={len(project.remix_jobs())} "
         f"duplicates=0 lost=0 posts={sum(sends.values())} max_posts_per_variant="
         f"{max(sends.values())}"
+    )
+
+
+def test_read_timeouts_on_a_remote_server_adopt_the_jobs_that_appear_late(
+    make_project, in_process, tmp_path_factory
+):
+    # A held remix is created only after the hold, so the client (1 s timeout) gives up
+    # before its job exists and the first listing cannot find it; the 2 s grace can.
+    project = make_project(VARIANTS)
+    spikes = ("--spike-rate", "0.25", "--spike-ms", "1500", "--fault-seed", "7")
+    with served_process(tmp_path_factory.mktemp("server"), *spikes) as served:
+        project.service_db = served.db_path
+        in_process(project, timeout=240, base_url=served.base_url, request_timeout_seconds=1.0)
+
+    frame = assert_everything_once(project)
+    unknown = project.ledger_rows("SELECT DISTINCT key FROM events WHERE to_state = 'unknown'")
+    adopted = project.ledger_rows("SELECT key FROM attempts WHERE adopted = 1")
+    assert unknown  # a quarter of the requests were held past the timeout
+    assert {k for (k,) in adopted} == {k for (k,) in unknown}
+    assert max(sends_per_attempt(project).values()) == 1  # a timed-out POST is never re-sent
+    print(
+        f"\nRELIABILITY read-timeouts: variants={VARIANTS} jobs={len(project.remix_jobs())} "
+        f"duplicates=0 lost=0 timed_out_posts={len(unknown)} adopted={len(adopted)} "
+        f"rows={len(frame)}"
     )
