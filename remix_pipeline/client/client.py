@@ -45,6 +45,7 @@ from remix_pipeline.client.errors import (
     OutcomeUnknownError,
     RequestTimeoutError,
     ResponseTooLargeError,
+    VideosAPIError,
 )
 from remix_pipeline.client.limiter import RateLimiter, shared_limiter
 from remix_pipeline.client.responses import parse_model, read_capped, status_error
@@ -203,12 +204,26 @@ class VideosClient:
     async def remix(self, video_id: str, prompt: str) -> Video:
         video_id = _checked_id(video_id)
         prompt = _checked_prompt(prompt)
+        parse = self._model(Video)
+
+        async def parse_remix(response: httpx.Response) -> Video:
+            # A job naming another source is not the one asked for; the outcome of the
+            # POST is then unknown, and the job it made is found by listing.
+            video = await parse(response)
+            source = video.remixed_from_video_id
+            if source is not None and source != video_id:
+                raise ContractViolationError(
+                    f"remix: asked to remix {video_id!r}, the server answered with a remix "
+                    f"of {source[:80]!r}"
+                )
+            return video
+
         return await self._call(
             "remix",
             "POST",
             f"videos/{video_id}/remix",
             json={"prompt": prompt},
-            on_success=self._model(Video),
+            on_success=parse_remix,
             post=_PostContext(video_id, prompt),
         )
 
@@ -269,9 +284,18 @@ class VideosClient:
 
     async def retrieve(self, video_id: str) -> Video:
         video_id = _checked_id(video_id)
-        return await self._call(
-            "retrieve", "GET", f"videos/{video_id}", on_success=self._model(Video)
-        )
+        parse = self._model(Video)
+
+        async def parse_asked(response: httpx.Response) -> Video:
+            video = await parse(response)
+            if video.id != video_id:
+                raise ContractViolationError(
+                    f"retrieve: asked for video {video_id!r}, the server answered with "
+                    f"{video.id[:80]!r}"
+                )
+            return video
+
+        return await self._call("retrieve", "GET", f"videos/{video_id}", on_success=parse_asked)
 
     async def delete(self, video_id: str) -> DeletedVideo:
         video_id = _checked_id(video_id)
@@ -428,16 +452,27 @@ class VideosClient:
                             try:
                                 return await on_success(response)
                             except (ContractViolationError, ResponseTooLargeError) as error:
+                                self.stats.malformed += 1
                                 if post is not None:
                                     raise self._unknown(operation, post, sent_at, error) from None
-                                raise
-                        body = await read_capped(response, self._settings.max_json_bytes)
+                                if isinstance(error, ResponseTooLargeError):
+                                    raise
+                                malformed = error
+                        else:
+                            body = await read_capped(response, self._settings.max_json_bytes)
                     finally:
                         await response.aclose()
-                error = self._status_failure(response, body, operation, post, sent_at)
-                delay = budget.next_delay(server_delay(response.headers))
+                retry_error: VideosAPIError
+                if response.is_success:
+                    # A garbled answer to a safe request is asked for again, as a 5xx would
+                    # be; one that stays garbled is the error.
+                    retry_error = malformed
+                    delay = budget.next_delay(None)
+                else:
+                    retry_error = self._status_failure(response, body, operation, post, sent_at)
+                    delay = budget.next_delay(server_delay(response.headers))
                 if delay is None:
-                    raise error
+                    raise retry_error
             except httpx.RequestError as failure:
                 self.stats.transport_errors += 1
                 if not transport_error_is_retryable(failure, safe_to_repeat=safe):

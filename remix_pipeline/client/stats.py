@@ -14,6 +14,7 @@ class ClientStats:
     server_errors: int = 0
     transport_errors: int = 0
     outcome_unknown: int = 0
+    malformed: int = 0  # successful answers that broke the contract
 
     @property
     def total_requests(self) -> int:

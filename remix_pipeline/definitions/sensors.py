@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
+from remix_pipeline.client import VideosAPIError
 from remix_pipeline.definitions.metadata import attempt_metadata
 from remix_pipeline.definitions.runtime import (
     EXPERIMENT_TAG,
@@ -26,7 +27,7 @@ from remix_pipeline.requests import (
     read_request_table,
 )
 from remix_pipeline.submission import awaits_listing
-from remix_pipeline.tracking import poll_in_flight
+from remix_pipeline.tracking import PollReport, poll_in_flight
 
 # Stay well inside the 60 s sensor evaluation timeout; what is left is done next tick.
 TICK_BUDGET_SECONDS = 35.0
@@ -274,9 +275,17 @@ def build_completion_sensor(runtime: ExperimentRuntime) -> dg.SensorDefinition:
     def completion_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         deadline = time.time() + TICK_BUDGET_SECONDS
         ledger = runtime.ledger()
-        report = runtime.with_client(
-            lambda client: poll_in_flight(ledger, client, deadline=deadline)
-        )
+        try:
+            report = runtime.with_client(
+                lambda client: poll_in_flight(ledger, client, deadline=deadline)
+            )
+        except VideosAPIError as exc:
+            # The server is down or answering nonsense: what already finished is still
+            # reported, and the jobs are polled again next tick.
+            context.log.warning(
+                f"Polling {settings.server_label()} failed; trying again next tick: {exc}"
+            )
+            report = PollReport()
         if report.out_of_time:
             context.log.info("Approaching the sensor timeout; the rest is polled next tick.")
         events = completion_events(context.instance, runtime)

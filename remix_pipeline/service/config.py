@@ -45,6 +45,13 @@ class FaultConfig(BaseModel):
         description="Share of create/remix requests whose response is dropped after the job "
         "was created (the connection closes without an answer).",
     )
+    garble_rate: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of successful create/remix/retrieve/list answers whose JSON is "
+        "broken (cut short, missing id and status, or an unknown status); a job is still made.",
+    )
     failure_rate: float = Field(
         default=0.0, ge=0.0, le=1.0, description="Share of jobs that end `failed`."
     )

@@ -14,6 +14,10 @@ instance sees them:
   the job still appears once the hold ends (as behind a congested queue).
 - `drop`: one draw per successful create, remix, edit or extension; below `drop_rate` the job
   is kept but the response is cut off after its status line.
+- `garble`: one draw per successful answer to create, remix, edit, extension, retrieve or
+  list; below `garble_rate` its JSON is broken in one of three ways (a second draw picks):
+  cut short, its videos without `id` and `status`, or with a status outside the contract.
+  The work behind the answer is done all the same, as by a server with a broken encoder.
 - `failure`: one draw per created job; below `failure_rate` the job ends `generation_failed`.
   A prompt containing a moderation term (case-insensitive) ends `moderation_blocked`
   regardless, and still consumes its draw, so adding a term does not shift other outcomes.
@@ -25,11 +29,13 @@ exactly when the oldest admitted request leaves the window.
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import threading
 from collections import deque
 from dataclasses import dataclass
+from enum import StrEnum
 
 from remix_pipeline.service.config import FaultConfig
 from remix_pipeline.service.errors import SERVER_ERROR, ApiError
@@ -46,6 +52,30 @@ SERVER_ERRORS: dict[int, str] = {
     502: "Bad gateway.",
     503: "The server is overloaded or not ready yet.",
 }
+
+
+class Garbling(StrEnum):
+    CUT_SHORT = "cut_short"
+    MISSING_FIELDS = "missing_fields"
+    UNKNOWN_STATUS = "unknown_status"
+
+
+UNKNOWN_STATUS = "melting"
+
+
+def garbled(body: bytes, how: Garbling) -> bytes:
+    """The JSON answer `body`, broken as `how` says."""
+    if how is Garbling.CUT_SHORT:
+        return body[: len(body) // 2]
+    data = json.loads(body)
+    videos = data.get("data", []) if data.get("object") == "list" else [data]
+    for video in videos:
+        if how is Garbling.MISSING_FIELDS:
+            video.pop("id", None)
+            video.pop("status", None)
+        else:
+            video["status"] = UNKNOWN_STATUS
+    return json.dumps(data).encode()
 
 
 @dataclass(frozen=True)
@@ -73,6 +103,7 @@ class FaultInjector:
         self._error_rng = random.Random(f"{config.seed}:error")
         self._spike_rng = random.Random(f"{config.seed}:spike")
         self._drop_rng = random.Random(f"{config.seed}:drop")
+        self._garble_rng = random.Random(f"{config.seed}:garble")
         self._failure_rng = random.Random(f"{config.seed}:failure")
         self._terms = tuple(t.casefold() for t in config.moderation_terms if t)
 
@@ -116,6 +147,14 @@ class FaultInjector:
     def drop_response(self) -> bool:
         with self._lock:
             return self._drop_rng.random() < self.config.drop_rate
+
+    def garbling(self) -> Garbling | None:
+        if self.config.garble_rate <= 0:
+            return None
+        with self._lock:
+            if self._garble_rng.random() >= self.config.garble_rate:
+                return None
+            return self._garble_rng.choice(list(Garbling))
 
     def outcome(self, prompt: str) -> Failure | None:
         """How a new job will end: None for success, else its failure."""

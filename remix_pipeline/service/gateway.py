@@ -21,12 +21,13 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from remix_pipeline.service.errors import SERVER_ERROR, ApiError, error_response
-from remix_pipeline.service.faults import FaultInjector
+from remix_pipeline.service.faults import FaultInjector, Garbling, garbled
 from remix_pipeline.service.stats import ServiceStats
 
 logger = logging.getLogger(__name__)
 
 JOB_CREATING = frozenset({"create", "remix", "edit", "extension"})
+GARBLEABLE = JOB_CREATING | {"retrieve", "list"}
 UNKNOWN_OPERATION = "unknown"
 
 
@@ -124,8 +125,32 @@ class Gateway:
                 return
             await send_counted(message)
 
+        garbling: Garbling | None = None
+        held_start: Message | None = None
+        held_body: list[bytes] = []
+
+        async def send_maybe_garbled(message: Message) -> None:
+            """Hold a garbled answer until its body is whole, then send it broken."""
+            nonlocal garbling, held_start
+            if message["type"] == "http.response.start":
+                if operation in GARBLEABLE and message["status"] == 200:
+                    garbling = self.faults.garbling()
+                if garbling is not None:
+                    held_start = message
+                    return
+            elif garbling is not None and message["type"] == "http.response.body":
+                held_body.append(message.get("body", b""))
+                if message.get("more_body", False):
+                    return
+                assert held_start is not None
+                body = garbled(b"".join(held_body), garbling)
+                MutableHeaders(scope=held_start)["content-length"] = str(len(body))
+                await send_maybe_dropped(held_start)
+                message = {"type": "http.response.body", "body": body}
+            await send_maybe_dropped(message)
+
         try:
-            await self.app(scope, receive, send_maybe_dropped)
+            await self.app(scope, receive, send_maybe_garbled)
         except Exception:
             if started:
                 raise

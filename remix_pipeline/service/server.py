@@ -40,6 +40,7 @@ _OPTION_OF_FIELD = {
     "spike_rate": "--spike-rate",
     "spike_ms": "--spike-ms",
     "drop_rate": "--drop-rate",
+    "garble_rate": "--garble-rate",
     "failure_rate": "--failure-rate",
     "moderation_terms": "--moderation-term",
 }
@@ -80,6 +81,9 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     faults.add_argument("--spike-ms", type=int, default=0)
     faults.add_argument("--drop-rate", type=float, default=0.0, help="Share of dropped creates.")
+    faults.add_argument(
+        "--garble-rate", type=float, default=0.0, help="Share of answers with broken JSON."
+    )
     faults.add_argument("--failure-rate", type=float, default=0.0, help="Share of failed jobs.")
     faults.add_argument(
         "--moderation-term", action="append", default=[], help="Repeatable; blocks prompts."
@@ -112,6 +116,7 @@ def config_from_args(args: argparse.Namespace) -> ServiceConfig:
             spike_rate=args.spike_rate,
             spike_ms=args.spike_ms,
             drop_rate=args.drop_rate,
+            garble_rate=args.garble_rate,
             failure_rate=args.failure_rate,
             moderation_terms=tuple(args.moderation_term),
         )

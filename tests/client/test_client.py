@@ -113,6 +113,7 @@ def test_invalid_id_error_is_also_the_contract_error_type() -> None:
         httpx.WriteTimeout("write timed out"),
         httpx.Response(200, content=b"not json at all"),
         httpx.Response(200, json={**video_json(), "status": "exploded"}),
+        httpx.Response(200, json=video_json(remixed_from_video_id="video_other")),
     ],
     ids=[
         "500",
@@ -123,6 +124,7 @@ def test_invalid_id_error_is_also_the_contract_error_type() -> None:
         "write-timeout",
         "non-json",
         "bad-video",
+        "another-source",
     ],
 )
 async def test_remix_that_may_have_created_a_job_is_not_repeated(
@@ -283,6 +285,23 @@ async def test_status_outside_the_contract_names_the_field() -> None:
     async with fake_client(recorder) as client:
         with pytest.raises(ContractViolationError, match=r"Video\.status: 'exploded' is not one"):
             await client.retrieve("video_1")
+
+
+async def test_a_garbled_answer_to_a_safe_request_is_asked_for_again() -> None:
+    recorder = answers(httpx.Response(200, content=b'{"id": "vid'), ok_video())
+    async with fake_client(recorder) as client:
+        video = await client.retrieve("video_1")
+    assert video.id == "video_1"
+    assert len(recorder.requests) == 2
+    assert (client.stats.malformed, client.stats.retries) == (1, 1)
+
+
+async def test_a_retrieve_answered_with_another_video_is_refused_naming_both() -> None:
+    recorder = answers(httpx.Response(200, json=video_json("video_other")))
+    async with fake_client(recorder, max_attempts=3) as client:
+        with pytest.raises(ContractViolationError, match=r"'video_1'.*'video_other'"):
+            await client.retrieve("video_1")
+    assert len(recorder.requests) == 3  # asked again within the bounds, then refused
 
 
 async def test_json_body_over_the_cap_is_refused() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 import warnings
 
@@ -145,3 +146,22 @@ def test_fanout_waits_out_the_listing_grace_of_unknown_outcomes_on_a_remote_serv
     data = tick(defs, instance, "t_fanout_sensor")
 
     assert len([r for r in data.run_requests if r.tags.get(RANGE_START_TAG)]) == runs
+
+
+def test_completion_tick_with_the_server_unreachable_warns_and_keeps_the_jobs_in_flight(
+    settings, defs, instance, monkeypatch
+):
+    HeadlessRunner(settings, instance).evaluate_sensor("t_fanout_sensor")
+    in_flight = ExperimentRuntime(settings).ledger().in_flight()
+    with socket.socket() as probe:  # a loopback port that nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}/v1"
+    monkeypatch.setenv("OPENAI_BASE_URL", dead)
+
+    data = tick(defs, instance, "t_completion_sensor")
+
+    assert in_flight
+    assert data.run_requests == []
+    assert {a.key for a in ExperimentRuntime(settings).ledger().in_flight()} == {
+        a.key for a in in_flight
+    }

@@ -86,3 +86,25 @@ def test_read_timeouts_on_a_remote_server_adopt_the_jobs_that_appear_late(
         f"duplicates=0 lost=0 timed_out_posts={len(unknown)} adopted={len(adopted)} "
         f"rows={len(frame)}"
     )
+
+
+def test_a_server_garbling_its_answers_loses_nothing_and_pays_nothing_twice(
+    make_project, in_process
+):
+    # Answers cut short, without id and status, or with a status outside the contract: a
+    # garbled remix answer is an unknown outcome (its job is adopted), a garbled poll or
+    # listing is asked for again.
+    project = make_project(VARIANTS, faults={"garble_rate": 0.15, "seed": 3})
+
+    in_process(project, timeout=180)
+
+    assert_everything_once(project)
+    unknown = project.ledger_rows("SELECT DISTINCT key FROM events WHERE to_state = 'unknown'")
+    adopted = project.ledger_rows("SELECT key FROM attempts WHERE adopted = 1")
+    assert unknown
+    assert {k for (k,) in adopted} == {k for (k,) in unknown}
+    assert max(sends_per_attempt(project).values()) == 1
+    print(
+        f"\nRELIABILITY garbled-answers: variants={VARIANTS} jobs={len(project.remix_jobs())} "
+        f"duplicates=0 lost=0 garbled_remix_answers={len(unknown)} adopted={len(adopted)}"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 
 import httpx
@@ -139,6 +140,46 @@ async def test_a_spiked_create_makes_its_job_only_after_the_hold(
 
     assert created.status_code == 200
     assert jobs_during_hold == [0]
+
+
+def _garbling_of(body: bytes) -> str:
+    try:
+        video = json.loads(body)
+    except ValueError:
+        return "cut_short"
+    if "id" not in video:
+        return "missing_fields"
+    return "unknown_status" if video["status"] == "melting" else "intact"
+
+
+async def test_garbled_answers_are_seeded_and_broken_in_three_ways(
+    make_config: ConfigFactory, clock: FakeClock
+) -> None:
+    async def garblings(seed: int) -> list[str]:
+        config = make_config(faults={"seed": seed, "garble_rate": 0.5})
+        async with _client(config, clock) as client:
+            answers = [await client.get("/v1/videos/video_src_harbor") for _ in range(40)]
+        assert {a.status_code for a in answers} == {200}
+        return [_garbling_of(a.content) for a in answers]
+
+    first, again, other = await garblings(1), await garblings(1), await garblings(2)
+    assert first == again
+    assert first != other
+    assert set(first) == {"intact", "cut_short", "missing_fields", "unknown_status"}
+
+
+async def test_a_garbled_remix_answer_still_made_its_job(
+    make_config: ConfigFactory, clock: FakeClock
+) -> None:
+    config = make_config(faults={"garble_rate": 1.0})
+    async with _client(config, clock) as client:
+        answer = await client.post("/v1/videos/video_src_harbor/remix", json={"prompt": "p"})
+
+    assert answer.status_code == 200
+    assert _garbling_of(answer.content) != "intact"
+    assert int(answer.headers["content-length"]) == len(answer.content)
+    with sqlite3.connect(config.db_path) as db:
+        assert db.execute("SELECT COUNT(*) FROM videos WHERE kind = 'remix'").fetchone() == (1,)
 
 
 async def test_moderation_term_ends_the_job_moderation_blocked_case_insensitively(

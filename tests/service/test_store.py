@@ -116,7 +116,7 @@ def _create_and_poll(
     async def run() -> list[str]:
         transport = embedded_transport(config)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            barrier.wait()
+            barrier.wait(timeout=60)
             ids = []
             for n in range(JOBS_PER_PROCESS):
                 response = await client.post("/v1/videos", json={"prompt": f"job {n}"})
@@ -137,7 +137,9 @@ def test_two_processes_creating_and_polling_on_one_file_lose_nothing(
     context = multiprocessing.get_context("spawn")
     barrier, out = context.Barrier(2), context.Queue()
     workers = [
-        context.Process(target=_create_and_poll, args=(config.model_dump_json(), barrier, out))
+        context.Process(
+            target=_create_and_poll, args=(config.model_dump_json(), barrier, out), daemon=True
+        )
         for _ in range(2)
     ]
     for worker in workers:
