@@ -62,3 +62,41 @@ def served_process(where: Path, *options: str, key: str | None = None) -> Iterat
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
+
+
+@dataclass(frozen=True)
+class CommandRun:
+    project: Path
+    result: subprocess.CompletedProcess[str]
+
+    @property
+    def output(self) -> str:
+        return self.result.stdout + self.result.stderr
+
+
+def run_against(served: Served, project: Path, table: str) -> CommandRun:
+    """`remix-pipeline run` in a fresh project holding `table`, told about the server only by
+    OPENAI_BASE_URL and OPENAI_API_KEY, as a user points it at a remote one."""
+    (project / "data").mkdir()
+    (project / "data" / "requests.csv").write_text(table)
+    env = {
+        **os.environ,
+        "OPENAI_BASE_URL": served.base_url,
+        "REMIX_PIPELINE_HOME": str(project / ".remix-pipeline"),
+        "COLUMNS": "200",
+    }
+    if served.key is not None:
+        env["OPENAI_API_KEY"] = served.key
+    for name in ("DAGSTER_HOME", SERVE_KEY_ENV, "REMIX_PIPELINE_LEDGER_URL"):
+        env.pop(name, None)
+    result = subprocess.run(
+        [str(REMIX_PIPELINE), "run", "--table", "data/requests.csv", "--timeout", "240"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        errors="replace",
+        timeout=300,
+        check=False,
+    )
+    return CommandRun(project=project, result=result)

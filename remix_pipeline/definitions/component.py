@@ -30,6 +30,7 @@ class RemixExperiment(dg.Component, ExperimentSettings, dg.Resolvable):
               poll_interval_seconds: 15
               refresh_cron: "0 * * * *"
               on_unknown_outcome: fail
+              request_timeout_seconds: 60
             requirements:
               env: [OPENAI_API_KEY, OPENAI_BASE_URL]
     """

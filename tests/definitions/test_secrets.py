@@ -8,11 +8,8 @@ reads the key from OPENAI_API_KEY, the variable the sample experiment names.
 
 from __future__ import annotations
 
-import os
-import subprocess
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -20,7 +17,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from ..served import REMIX_PIPELINE, SERVE_KEY_ENV, Served, served_process
+from ..served import CommandRun, Served, run_against, served_process
 
 REPO = Path(__file__).resolve().parents[2]
 TABLE = """\
@@ -43,40 +40,10 @@ def served(tmp_path_factory: pytest.TempPathFactory, marker: str) -> Iterator[Se
         yield served
 
 
-@dataclass
-class HeadlessRun:
-    project: Path
-    result: subprocess.CompletedProcess[bytes]
-
-    @property
-    def output(self) -> bytes:
-        return self.result.stdout + self.result.stderr
-
-
 @pytest.fixture(scope="module")
-def headless_run(tmp_path_factory: pytest.TempPathFactory, served: Served) -> HeadlessRun:
+def headless_run(tmp_path_factory: pytest.TempPathFactory, served: Served) -> CommandRun:
     """`remix-pipeline run` on a 3-row table in a fresh project, against the served API."""
-    project = tmp_path_factory.mktemp("project")
-    (project / "data").mkdir()
-    (project / "data" / "requests.csv").write_text(TABLE)
-    env = {
-        **os.environ,
-        "OPENAI_BASE_URL": served.base_url,
-        "OPENAI_API_KEY": served.key,
-        "REMIX_PIPELINE_HOME": str(project / ".remix-pipeline"),
-        "COLUMNS": "200",
-    }
-    env.pop("DAGSTER_HOME", None)
-    env.pop(SERVE_KEY_ENV, None)
-    result = subprocess.run(
-        [str(REMIX_PIPELINE), "run", "--table", "data/requests.csv", "--timeout", "240"],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        timeout=300,
-        check=False,
-    )
-    return HeadlessRun(project=project, result=result)
+    return run_against(served, tmp_path_factory.mktemp("project"), TABLE)
 
 
 def _files_holding(root: Path, needle: bytes) -> list[Path]:
@@ -91,8 +58,8 @@ def test_served_api_refuses_requests_without_the_key(served: Served) -> None:
     assert authorized.status_code == 200
 
 
-def test_run_against_the_keyed_server_succeeds(headless_run: HeadlessRun, served: Served) -> None:
-    assert headless_run.result.returncode == 0, headless_run.output.decode(errors="replace")
+def test_run_against_the_keyed_server_succeeds(headless_run: CommandRun, served: Served) -> None:
+    assert headless_run.result.returncode == 0, headless_run.output
     lineage = pd.read_parquet(headless_run.project / "data/output/sample/lineage.parquet")
     assert len(lineage) == 3
     assert set(lineage["state"]) == {"completed"}
@@ -104,8 +71,8 @@ def test_run_against_the_keyed_server_succeeds(headless_run: HeadlessRun, served
     assert set(lineage["video_id"]) <= {job["id"] for job in jobs}
 
 
-def test_no_stored_file_holds_the_key(headless_run: HeadlessRun, served: Served) -> None:
-    assert headless_run.result.returncode == 0, headless_run.output.decode(errors="replace")
+def test_no_stored_file_holds_the_key(headless_run: CommandRun, served: Served) -> None:
+    assert headless_run.result.returncode == 0, headless_run.output
     project = headless_run.project
     stored = {
         "dagster home": project / ".remix-pipeline" / "dagster_home",
@@ -122,10 +89,10 @@ def test_no_stored_file_holds_the_key(headless_run: HeadlessRun, served: Served)
     assert _files_holding(project, served.key.encode()) == []
 
 
-def test_command_output_does_not_show_the_key(headless_run: HeadlessRun, served: Served) -> None:
-    assert headless_run.result.returncode == 0, headless_run.output.decode(errors="replace")
-    assert served.base_url.encode() in headless_run.result.stdout
-    assert served.key.encode() not in headless_run.output
+def test_command_output_does_not_show_the_key(headless_run: CommandRun, served: Served) -> None:
+    assert headless_run.result.returncode == 0, headless_run.output
+    assert served.base_url in headless_run.result.stdout
+    assert served.key not in headless_run.output
 
 
 def test_definitions_snapshot_does_not_hold_the_key(

@@ -4,14 +4,10 @@ at a LiteLLM gateway: it completes, and each kind of deviation is warned about o
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pandas as pd
@@ -19,7 +15,7 @@ import pytest
 
 from remix_pipeline.service.dialects import decode_litellm_id
 
-from ..served import REMIX_PIPELINE, SERVE_KEY_ENV, Served, served_process
+from ..served import CommandRun, Served, run_against, served_process
 
 TABLE = """\
 source_video_id,variant,prompt
@@ -30,12 +26,6 @@ video_src_city,retro,Restyle the scene as 1970s film
 DEVIATION = re.compile(r"deviates from the Videos API contract: (?P<kind>[^;]+); e\.g\.")
 
 
-@dataclass
-class Ran:
-    project: Path
-    result: subprocess.CompletedProcess[str]
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     where = tmp_path_factory.mktemp("server")
@@ -44,34 +34,14 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 
 @pytest.fixture(scope="module")
-def ran(tmp_path_factory: pytest.TempPathFactory, served: Served) -> Ran:
+def ran(tmp_path_factory: pytest.TempPathFactory, served: Served) -> CommandRun:
     """`remix-pipeline run` in a fresh project, told about the server by the two variables."""
-    project = tmp_path_factory.mktemp("project")
-    (project / "data").mkdir()
-    (project / "data" / "requests.csv").write_text(TABLE)
-    env = {
-        **os.environ,
-        "OPENAI_BASE_URL": served.base_url,
-        "OPENAI_API_KEY": served.key,
-        "REMIX_PIPELINE_HOME": str(project / ".remix-pipeline"),
-        "COLUMNS": "200",
-    }
-    for name in ("DAGSTER_HOME", SERVE_KEY_ENV, "REMIX_PIPELINE_LEDGER_URL"):
-        env.pop(name, None)
-    result = subprocess.run(
-        [str(REMIX_PIPELINE), "run", "--table", "data/requests.csv", "--timeout", "240"],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return Ran(project=project, result=result)
+    ran = run_against(served, tmp_path_factory.mktemp("project"), TABLE)
+    assert ran.result.returncode == 0, ran.output[-6000:]
+    return ran
 
 
-def test_run_against_the_litellm_dialect_completes_every_variant(ran: Ran, served: Served):
+def test_run_against_the_litellm_dialect_completes_every_variant(ran: CommandRun, served: Served):
     lineage = pd.read_parquet(ran.project / "data/output/sample/lineage.parquet")
     assert len(lineage) == 3
     assert set(lineage["state"]) == {"completed"}
@@ -87,7 +57,7 @@ def test_run_against_the_litellm_dialect_completes_every_variant(ran: Ran, serve
     assert all(decode_litellm_id(v) != v for v in lineage["video_id"])
 
 
-def test_each_deviation_kind_is_warned_about_once(ran: Ran, served: Served):
+def test_each_deviation_kind_is_warned_about_once(ran: CommandRun, served: Served):
     kinds = Counter(m["kind"] for m in DEVIATION.finditer(ran.result.stderr))
 
     assert {k for k in kinds if k.startswith(("keys outside", "Video objects without"))} == {
@@ -98,5 +68,5 @@ def test_each_deviation_kind_is_warned_about_once(ran: Ran, served: Served):
     assert served.base_url in ran.result.stderr
 
 
-def test_the_key_is_in_no_output_of_the_run(ran: Ran, served: Served):
+def test_the_key_is_in_no_output_of_the_run(ran: CommandRun, served: Served):
     assert served.key not in ran.result.stdout + ran.result.stderr

@@ -36,7 +36,7 @@ def test_a_fifth_of_remix_responses_dropped_loses_nothing_and_the_ledger_names_t
 TRANSIENT = {
     "429 storm": {"requests_per_minute": 20, "rate_window_seconds": 0.5},
     "5xx burst": {"error_rate": 0.3},
-    "latency spike": {"latency_ms": 300},
+    "added latency": {"latency_ms": 300},
     "connection resets": {"drop_rate": 0.3},
     "all at once": {
         "requests_per_minute": 40,
