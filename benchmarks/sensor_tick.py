@@ -119,7 +119,7 @@ def measure(url: str, workdir: Path, repeats: int) -> dict[str, float]:
         defs = build_experiment_definitions(settings)
         sensor = defs.get_sensor_def(f"{NAME}_completion_sensor")
         for _ in range(repeats):
-            context = dg.build_sensor_context(instance_ref=instance.get_ref(), definitions=defs)
+            context = dg.build_sensor_context(instance=instance, definitions=defs)
             started = time.perf_counter()
             sensor.evaluate_tick(context)
             seconds.append(time.perf_counter() - started)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.child import in_child
 from benchmarks.report import WORKLOADS
 from benchmarks.run import main
 
@@ -57,3 +58,16 @@ def test_results_name_the_machine_and_the_targets(results: str) -> None:
 def test_bad_only_option_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--only", "9", "--output", str(Path("/nonexistent/never-written"))]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def _nothing() -> None:
+    return None
+
+
+def test_a_childs_peak_memory_is_its_own_not_its_parents() -> None:
+    held = bytearray(600 * 2**20)  # this process now holds 600 MiB more than the child needs
+    held[::4096] = b"x" * len(held[::4096])  # touched, so it is resident
+
+    _, baseline, peak = in_child(_nothing)
+
+    assert baseline <= peak < 400
