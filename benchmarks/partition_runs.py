@@ -16,7 +16,7 @@ from benchmarks.plan import Plan
 from benchmarks.report import Report, Row, ratio
 from benchmarks.served import ServedService, ServiceSettings
 from benchmarks.variants import variants, write_request_table
-from remix_pipeline.definitions.headless import QUIET_LOGGERS, HeadlessRunner, ensure_dagster_home
+from remix_pipeline.definitions.headless import SILENT_CONSOLE, HeadlessRunner, ensure_dagster_home
 from remix_pipeline.definitions.runtime import EXPERIMENT_TAG, process_tags
 from remix_pipeline.experiment import ExperimentSettings
 from remix_pipeline.ledger import AttemptState
@@ -53,7 +53,7 @@ def submit(url: str, count: int, project: Path, per_partition: bool) -> dict[str
                     asset_selection=[keys.submissions],
                     partition_key=key,
                     tags={**process_tags(), EXPERIMENT_TAG: NAME},
-                    run_config=QUIET_LOGGERS,
+                    run_config=SILENT_CONSOLE,
                 )
         else:
             runner.evaluate_sensor(f"{NAME}_fanout_sensor")

@@ -73,7 +73,7 @@ def run_command(args: argparse.Namespace) -> int:
             max_cost_usd=args.max_cost_usd,
         )
     except ValueError as exc:
-        err.print(f"error: {_first_error(exc)}")
+        err.print(f"error: {_first_error(exc)}", markup=False)
         return 2
     if not settings.table_path.is_file():
         err.print(f"error: request table not found: {settings.table_path}")
@@ -102,13 +102,20 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         out.print(_preflight_estimate(settings), highlight=False)
         with dg.DagsterInstance.get() as instance:
-            runner = HeadlessRunner(settings, instance, on_progress=show)
+            runner = HeadlessRunner(
+                settings,
+                instance,
+                on_progress=show,
+                on_warning=lambda message: err.print(
+                    f"warning: {message}", markup=False, highlight=False
+                ),
+            )
             summary = runner.run(timeout_seconds=args.timeout)
     except (TableUnreadableError, LedgerError) as exc:
-        err.print(f"error: {exc}")
+        err.print(f"error: {exc}", markup=False)
         return 2
     except dg.DagsterError as exc:
-        err.print(f"error: {exc}")
+        err.print(f"error: {exc}", markup=False)
         return 1
     for problem in summary.invalid_rows:
         err.print(f"skipped invalid row: {problem}", highlight=False)
@@ -202,7 +209,7 @@ def lineage_command(args: argparse.Namespace) -> int:
     try:
         frame = read_lineage(path)
     except (OSError, ValueError) as exc:
-        err.print(f"error: cannot read lineage table {path}: {exc}")
+        err.print(f"error: cannot read lineage table {path}: {exc}", markup=False)
         return 2
     if args.trace:
         chain = trace(frame, args.trace)

@@ -7,7 +7,9 @@ executes their runs and stores their events, all on the persistent instance, so 
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import time
 import warnings
 from collections import Counter
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
+from dagster._utils.error import SerializableErrorInfo
 
 from remix_pipeline.definitions.build import build_experiment_definitions
 from remix_pipeline.definitions.runtime import (
@@ -30,7 +33,9 @@ from remix_pipeline.requests import read_request_table
 from remix_pipeline.service.config import state_home
 
 MEDIA_INTERVAL_SECONDS = 15.0
-QUIET_LOGGERS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# Runs log nothing to the console: the runner reports their warnings as one line each, and
+# a failed step as one error naming its cause, never Dagster's stack trace.
+SILENT_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 DAGSTER_YAML = """\
 # Written by remix-pipeline for its project-local Dagster home.
 telemetry:
@@ -40,6 +45,16 @@ nux:
 run_monitoring:
   enabled: true
 """
+
+
+def root_cause(error: SerializableErrorInfo | None) -> str:
+    """The innermost error of a step failure, as `Type: message` without its module path."""
+    if error is None:
+        return "unknown error"
+    while error.cause is not None:
+        error = error.cause
+    message = error.message.strip().splitlines()[0] if error.message.strip() else error.cls_name
+    return re.sub(r"^(?:\w+\.)+(\w+: )", r"\1", message or "unknown error")
 
 
 def ensure_dagster_home() -> Path:
@@ -85,6 +100,7 @@ class HeadlessRunner:
         instance: dg.DagsterInstance,
         *,
         on_progress: Callable[[Progress], None] = lambda progress: None,
+        on_warning: Callable[[str], None] = lambda message: None,
         poll_seconds: float = 0.5,
     ) -> None:
         self.settings = settings
@@ -95,6 +111,7 @@ class HeadlessRunner:
             self.defs = build_experiment_definitions(settings)
             self.job = self.defs.resolve_implicit_global_asset_job_def()
         self.on_progress = on_progress
+        self.on_warning = on_warning
         self.poll_seconds = poll_seconds
         self.runs: list[str] = []
         self.cursors: dict[str, str | None] = {}
@@ -109,16 +126,23 @@ class HeadlessRunner:
                 instance=self.instance,
                 asset_selection=asset_selection,
                 tags={**(tags or {}), **process_tags(), EXPERIMENT_TAG: self.settings.name},
-                run_config=QUIET_LOGGERS,
+                run_config=SILENT_CONSOLE,
                 raise_on_error=False,
             )
         self.runs.append(result.run_id)
+        for entry in self.instance.all_logs(result.run_id):
+            if entry.level == logging.WARNING and entry.dagster_event is None:
+                self.on_warning(entry.user_message)
         if not result.success:
             failure = next(
                 (e for e in result.all_events if e.is_step_failure and e.step_failure_data), None
             )
-            reason = failure.step_failure_data.error.message if failure else "see the run's logs"
-            raise dg.DagsterError(f"Dagster run {result.run_id} failed: {reason.strip()}")
+            if failure is None or failure.step_failure_data is None:
+                raise dg.DagsterError(f"Dagster run {result.run_id} failed; see its logs")
+            raise dg.DagsterError(
+                f"Dagster run {result.run_id} failed in {failure.step_key}: "
+                f"{root_cause(failure.step_failure_data.error)}"
+            )
         return result
 
     def evaluate_sensor(self, name: str) -> None:

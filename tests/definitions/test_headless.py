@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -179,3 +180,28 @@ def test_sensor_ticks_leave_the_callers_instance_as_the_definitions_state_store(
     runner.evaluate_sensor("t_completion_sensor")
 
     assert DefsStateStorage.get() is instance.defs_state_storage
+
+
+def test_a_server_that_cannot_be_reached_ends_the_command_with_one_error_and_no_traceback(
+    project,
+):
+    with socket.socket() as probe:  # a loopback port that nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}/v1"
+    command = [sys.executable, "-m", "remix_pipeline.cli", "run", "--table", "data/requests.csv"]
+
+    ran = subprocess.run(
+        command,
+        cwd=project,
+        env={**os.environ, "OPENAI_BASE_URL": dead, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+    assert ran.returncode == 1
+    errors = [line for line in ran.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, ran.stderr
+    assert "sample__submissions: ConnectionFailedError: " in errors[0]
+    assert "Traceback" not in ran.stdout + ran.stderr
+    assert "Stack Trace" not in ran.stdout + ran.stderr
