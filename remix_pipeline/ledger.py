@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from remix_pipeline.contract import ContentVariant, Video, VideoStatus, dump_video
 from remix_pipeline.requests import VariantRequest
+from remix_pipeline.sqlite import enable_wal
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _CHUNK = 500
@@ -667,7 +668,7 @@ def _engine(parsed: sa.URL) -> Engine:
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         if parsed.database not in (None, "", ":memory:"):
-            cursor.execute("PRAGMA journal_mode = WAL")
+            enable_wal(cursor, timeout_seconds=SQLITE_BUSY_TIMEOUT_MS / 1000)
         # FULL: an intent must survive a power cut, not only a process crash.
         cursor.execute("PRAGMA synchronous = FULL")
         cursor.close()

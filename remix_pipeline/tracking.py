@@ -43,6 +43,7 @@ class PollReport:
     checked: int = 0
     finished: list[Attempt] = field(default_factory=list)
     vanished: list[Attempt] = field(default_factory=list)
+    foreign: list[Attempt] = field(default_factory=list)  # answered with another job's record
     out_of_time: bool = False
 
 
@@ -79,6 +80,10 @@ async def poll_in_flight(
             )
             report.vanished.append(failed)
             report.finished.append(failed)
+            continue
+        if video.id != attempt.video_id:
+            # Another job's record is no news of this one: it stays in flight, asked again.
+            report.foreign.append(attempt)
             continue
         if not _unchanged(attempt, video):
             changed.append((attempt, video))

@@ -286,6 +286,12 @@ def build_completion_sensor(runtime: ExperimentRuntime) -> dg.SensorDefinition:
                 f"Polling {settings.server_label()} failed; trying again next tick: {exc}"
             )
             report = PollReport()
+        if report.foreign:
+            context.log.warning(
+                f"{settings.server_label()} answered {len(report.foreign)} status request(s) "
+                f"with another video's record (e.g. for {report.foreign[0].video_id}); "
+                "those jobs are asked again next tick."
+            )
         if report.out_of_time:
             context.log.info("Approaching the sensor timeout; the rest is polled next tick.")
         events = completion_events(context.instance, runtime)

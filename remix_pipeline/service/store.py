@@ -16,6 +16,7 @@ from pathlib import Path
 
 from remix_pipeline.contract import Order
 from remix_pipeline.service.records import CharacterRecord, Failure, JobKind, JobRecord
+from remix_pipeline.sqlite import enable_wal
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -68,7 +69,7 @@ class JobStore:
                 self.db_path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
             )
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA journal_mode = WAL")
+            enable_wal(conn, timeout_seconds=BUSY_TIMEOUT_MS / 1000)
             conn.execute("PRAGMA synchronous = NORMAL")
             self._local.conn = conn
         return conn

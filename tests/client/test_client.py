@@ -296,14 +296,6 @@ async def test_a_garbled_answer_to_a_safe_request_is_asked_for_again() -> None:
     assert (client.stats.malformed, client.stats.retries) == (1, 1)
 
 
-async def test_a_retrieve_answered_with_another_video_is_refused_naming_both() -> None:
-    recorder = answers(httpx.Response(200, json=video_json("video_other")))
-    async with fake_client(recorder, max_attempts=3) as client:
-        with pytest.raises(ContractViolationError, match=r"'video_1'.*'video_other'"):
-            await client.retrieve("video_1")
-    assert len(recorder.requests) == 3  # asked again within the bounds, then refused
-
-
 async def test_json_body_over_the_cap_is_refused() -> None:
     big = {**video_json(), "padding": "x" * 10_000}
     recorder = answers(httpx.Response(200, json=big))
