@@ -29,8 +29,9 @@ def tick(defs: dg.Definitions, instance: dg.DagsterInstance, name: str):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sensor = defs.get_sensor_def(name)
-        context = dg.build_sensor_context(instance=instance, definitions=defs)
-        return sensor.evaluate_tick(context)
+        # As the daemon does: from the instance's ref, closed when the tick is done.
+        with dg.build_sensor_context(instance_ref=instance.get_ref(), definitions=defs) as context:
+            return sensor.evaluate_tick(context)
 
 
 def test_fanout_adds_a_partition_per_variant_and_requests_one_run_for_all(settings, defs, instance):

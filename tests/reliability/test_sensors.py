@@ -18,8 +18,11 @@ def tick(runner: HeadlessRunner, instance: dg.DagsterInstance) -> dg.SensorResul
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sensor = runner.defs.get_sensor_def("t_completion_sensor")
-        context = dg.build_sensor_context(instance=instance, definitions=runner.defs)
-        return sensor.evaluate_tick(context)
+        # As the daemon does: from the instance's ref, closed when the tick is done.
+        with dg.build_sensor_context(
+            instance_ref=instance.get_ref(), definitions=runner.defs
+        ) as context:
+            return sensor.evaluate_tick(context)
 
 
 def test_lost_repeated_and_restarted_completion_ticks_report_each_video_once(
