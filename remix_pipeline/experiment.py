@@ -81,6 +81,12 @@ class ExperimentSettings(BaseModel):
     )
     refresh_cron: str | None = Field(default=None, description="Cron of the refresh schedule.")
     on_unknown_outcome: UnknownOutcomePolicy = UnknownOutcomePolicy.FAIL
+    reremix_expired_media: bool = Field(
+        default=False,
+        description="On a refresh, pay for a new attempt of a completed variant whose media "
+        "expired on the server before they were downloaded (the expired attempt stays in the "
+        "lineage).",
+    )
     strict: bool = Field(default=False, description="Refuse the whole table if any row is bad.")
     failure_rate_warn_threshold: float = Field(default=0.25, ge=0, le=1)
     automation_running: bool = Field(

@@ -289,15 +289,16 @@ class Ledger:
         return self.latest(request.key for request in batch)
 
     def start_retry(self, key: str, *, run_id: str | None, now: float) -> Attempt:
-        """A new attempt after a terminal failure; the failed one stays in the lineage."""
+        """A new attempt after an ended one (a failure, or a video whose media expired before
+        they were downloaded); the earlier attempt stays in the lineage."""
         with self._write() as conn:
             latest = _latest_row(conn, key)
             if latest is None:
                 raise UnknownAttemptError(f"no attempt recorded for {key}")
-            if latest.state != AttemptState.FAILED.value:
+            if not AttemptState(latest.state).is_terminal:
                 raise InvalidTransitionError(
                     f"{key} attempt {latest.attempt} is {latest.state}; "
-                    "only a failed attempt can be retried"
+                    "only an ended attempt can be tried again"
                 )
             number = latest.attempt + 1
             copied = {

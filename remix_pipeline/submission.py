@@ -100,7 +100,7 @@ async def submit_variants(
     run_id: str | None,
     policy: UnknownOutcomePolicy = UnknownOutcomePolicy.FAIL,
     owner_gone: OwnerGone = lambda attempt: True,
-    retry_failed: Callable[[Attempt], bool] = lambda attempt: False,
+    pay_again: Callable[[Attempt], bool] = lambda attempt: False,
     on_outcome: Callable[[Outcome], None] = lambda outcome: None,
 ) -> list[Outcome]:
     """Submit every variant that has no job yet; resolve interrupted attempts first.
@@ -108,7 +108,7 @@ async def submit_variants(
     Concurrency comes from the client's limiter: every POST is started at once and the
     limiter paces them to the server's rate.
     """
-    submitter = _Submitter(ledger, client, table_hash, run_id, policy, owner_gone, retry_failed)
+    submitter = _Submitter(ledger, client, table_hash, run_id, policy, owner_gone, pay_again)
     outcomes: list[Outcome] = []
     requests, settled = chain_sources(requests, ledger, table_hash=table_hash, run_id=run_id)
     for outcome in settled:
@@ -204,7 +204,7 @@ class _Submitter:
         run_id: str | None,
         policy: UnknownOutcomePolicy,
         owner_gone: OwnerGone,
-        retry_failed: Callable[[Attempt], bool],
+        pay_again: Callable[[Attempt], bool],
     ) -> None:
         self.ledger = ledger
         self.client = client
@@ -212,7 +212,7 @@ class _Submitter:
         self.run_id = run_id
         self.policy = UnknownOutcomePolicy(policy)
         self.owner_gone = owner_gone
-        self.retry_failed = retry_failed
+        self.pay_again = pay_again
         self.listing_is_exhaustive = client.base_url == EMBEDDED_BASE_URL
         self.grace_seconds = listing_grace_seconds(
             exhaustive=self.listing_is_exhaustive, timeout_seconds=client.settings.timeout_seconds
@@ -229,7 +229,7 @@ class _Submitter:
         mine = prior.run_id == self.run_id
         if mine and prior.state is AttemptState.INTENT and prior.sent_at is None:
             return ("send", prior)
-        if prior.state is AttemptState.FAILED and self.retry_failed(prior):
+        if prior.is_terminal and self.pay_again(prior):
             return ("send", self.ledger.start_retry(request.key, run_id=self.run_id, now=now))
         if prior.state in (AttemptState.SUBMITTED, AttemptState.COMPLETED, AttemptState.FAILED):
             return Outcome(request.key, Action.ALREADY_DONE, prior, prior.state.value)

@@ -273,10 +273,24 @@ def test_start_retry_after_a_failure_adds_attempt_2_and_keeps_attempt_1(ledger: 
     assert ledger.get(created.key, 1).state is AttemptState.FAILED
 
 
-def test_start_retry_is_refused_unless_the_latest_attempt_failed(ledger: Ledger) -> None:
+def test_start_retry_is_refused_while_the_latest_attempt_has_not_ended(ledger: Ledger) -> None:
     created = intent(ledger)
-    with pytest.raises(InvalidTransitionError, match="only a failed attempt"):
+    with pytest.raises(InvalidTransitionError, match="only an ended attempt"):
         ledger.start_retry(created.key, run_id=None, now=20.0)
+    ledger.mark_submitted(created.key, 1, video(), now=13.0)
+    with pytest.raises(InvalidTransitionError, match="only an ended attempt"):
+        ledger.start_retry(created.key, run_id=None, now=20.0)
+
+
+def test_start_retry_after_a_completed_video_keeps_the_completed_attempt(ledger: Ledger) -> None:
+    created = intent(ledger)
+    ledger.mark_submitted(created.key, 1, video(), now=13.0)
+    ledger.update_video(created.key, 1, video(status="completed"), now=14.0)
+
+    retry = ledger.start_retry(created.key, run_id="run-2", now=20.0)
+
+    assert retry.attempt == 2
+    assert ledger.get(created.key, 1).state is AttemptState.COMPLETED
 
 
 def test_unknown_keys_raise_a_clear_error(ledger: Ledger) -> None:

@@ -1,5 +1,6 @@
 """The assets of one experiment: table, submissions, videos, media, lineage."""
 
+import time
 from collections import Counter
 
 import dagster as dg
@@ -20,9 +21,9 @@ from remix_pipeline.definitions.metadata import (
 from remix_pipeline.definitions.runtime import (
     RETRY_FAILED_TAG,
     ExperimentRuntime,
-    is_retryable,
     run_is_gone,
 )
+from remix_pipeline.ledger import Attempt
 from remix_pipeline.lineage import build_lineage_frame, status_counts, write_parquet_atomically
 from remix_pipeline.manifest import MANIFEST_FILE_NAME, build_manifest, write_manifest_atomically
 from remix_pipeline.report import variant_matrix_markdown, write_report
@@ -75,9 +76,16 @@ def build_assets(runtime: ExperimentRuntime) -> list[dg.AssetsDefinition | dg.As
         gone = sorted(wanted - {r.key for r in requests})
         if gone:
             context.log.info(f"{len(gone)} variants are no longer in the table; left as they are")
-        retry = context.run.tags.get(RETRY_FAILED_TAG) == "true"
         ledger = runtime.ledger()
-        to_pay = unpaid_requests(requests, ledger, lambda a: retry and is_retryable(a))
+        again: set[str] = set()
+        if context.run.tags.get(RETRY_FAILED_TAG) == "true":
+            latest = ledger.latest(r.key for r in requests)
+            again = runtime.to_pay_again(ledger, latest, time.time())
+
+        def pay_again(attempt: Attempt) -> bool:
+            return attempt.key in again
+
+        to_pay = unpaid_requests(requests, ledger, pay_again)
         if to_pay and not runtime.with_client(lambda client: client.supports_remix()):
             raise dg.Failure(
                 description=(
@@ -120,7 +128,7 @@ def build_assets(runtime: ExperimentRuntime) -> list[dg.AssetsDefinition | dg.As
                 run_id=context.run_id,
                 policy=settings.on_unknown_outcome,
                 owner_gone=lambda attempt: run_is_gone(context.instance, attempt.run_id),
-                retry_failed=lambda attempt: retry and is_retryable(attempt),
+                pay_again=pay_again,
                 on_outcome=observe,
             )
         )

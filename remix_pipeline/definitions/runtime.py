@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TypeVar
@@ -18,7 +18,7 @@ import dagster as dg
 
 from remix_pipeline.client import DeviationLog, VideosClient
 from remix_pipeline.experiment import LEDGER_FILE_NAME, ExperimentSettings
-from remix_pipeline.ledger import Attempt, Ledger
+from remix_pipeline.ledger import MEDIA_VARIANTS, Attempt, AttemptState, Ledger
 from remix_pipeline.service.config import state_home
 from remix_pipeline.submission import listing_grace_seconds
 from remix_pipeline.tempfiles import pid_alive
@@ -95,6 +95,19 @@ class ExperimentRuntime:
             timeout_seconds=self.settings.request_timeout_seconds,
         )
 
+    def to_pay_again(self, ledger: Ledger, latest: Mapping[str, Attempt], now: float) -> set[str]:
+        """Keys whose latest attempt a refresh pays for again: failures the server caused,
+        and, when the experiment asks for it, videos whose media expired before download."""
+        again = {
+            key for key, a in latest.items() if a.state is AttemptState.FAILED and is_retryable(a)
+        }
+        if self.settings.reremix_expired_media:
+            expired = [(a.key, a.attempt) for a in latest.values() if has_expired(a, now)]
+            for (key, _), variants in ledger.media_variants(expired).items():
+                if len(variants) < len(MEDIA_VARIANTS):
+                    again.add(key)
+        return again
+
     def with_client(self, work: Callable[[VideosClient], Awaitable[T]]) -> T:
         """Run async client work to completion from synchronous Dagster code."""
 
@@ -160,3 +173,9 @@ def fail_abandoned_runs(instance: dg.DagsterInstance) -> list[str]:
 
 def is_retryable(attempt: Attempt) -> bool:
     return attempt.error_code in RETRYABLE_FAILURE_CODES
+
+
+def has_expired(attempt: Attempt, now: float) -> bool:
+    """A completed video whose media the server no longer serves."""
+    expires_at = (attempt.video or {}).get("expires_at")
+    return attempt.state is AttemptState.COMPLETED and expires_at is not None and expires_at <= now

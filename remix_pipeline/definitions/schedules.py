@@ -1,18 +1,16 @@
-"""The refresh schedule: new and changed rows, and another try for retryable failures."""
+"""The refresh schedule: new and changed rows, and another try for retryable failures (and,
+if asked, for videos whose media expired before download)."""
+
+import time
 
 import dagster as dg
 
-from remix_pipeline.definitions.runtime import (
-    RETRY_FAILED_TAG,
-    ExperimentRuntime,
-    is_retryable,
-)
+from remix_pipeline.definitions.runtime import RETRY_FAILED_TAG, ExperimentRuntime
 from remix_pipeline.definitions.sensors import (
     needs_submission,
     partition_range_request,
     read_table_state,
 )
-from remix_pipeline.ledger import AttemptState
 
 
 def build_refresh_schedule(runtime: ExperimentRuntime) -> dg.ScheduleDefinition | None:
@@ -29,7 +27,8 @@ def build_refresh_schedule(runtime: ExperimentRuntime) -> dg.ScheduleDefinition 
             if settings.automation_running
             else dg.DefaultScheduleStatus.STOPPED
         ),
-        description="Submits new and changed rows and retries variants that failed retryably.",
+        description="Submits new and changed rows and retries variants that failed retryably "
+        "(or, with reremix_expired_media, whose media expired before download).",
     )
     def refresh(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
         instance = context.instance
@@ -39,11 +38,11 @@ def build_refresh_schedule(runtime: ExperimentRuntime) -> dg.ScheduleDefinition 
         if state.new_partitions:
             instance.add_dynamic_partitions(keys.partitions.name, state.new_partitions)
         latest = state.latest
+        again = runtime.to_pay_again(runtime.ledger(), latest, time.time())
         needed = [
             k
             for k in state.keys
-            if needs_submission(runtime, latest.get(k), instance)
-            or (latest[k].state is AttemptState.FAILED and is_retryable(latest[k]))
+            if k in again or needs_submission(runtime, latest.get(k), instance)
         ]
         if not needed:
             return dg.SkipReason("every variant has a job or a final outcome")
