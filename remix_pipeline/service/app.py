@@ -261,7 +261,7 @@ async def delete_video(request: Request) -> Response:
 
 
 def _media_dir(config: ServiceConfig, video_id: str) -> Path:
-    """Where `render_media` caches one video's files (it nests them by id)."""
+    """Where `render_media` caches one video's files, under every render setting."""
     return config.media_cache_dir / video_id
 
 

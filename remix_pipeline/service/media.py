@@ -124,8 +124,14 @@ def _spec_problem(spec: MediaSpec) -> str | None:
     return None
 
 
+def media_folder(spec: MediaSpec, cache_dir: Path) -> Path:
+    """`cache_dir/<video_id>/<render settings>/`: a video's prompt, seed, size and length never
+    change, but a service restarted with another scale must not serve the old renders."""
+    return Path(cache_dir) / spec.video_id / f"scale{spec.scale:g}-fps{spec.fps}"
+
+
 def render_media(spec: MediaSpec, cache_dir: Path) -> dict[ContentVariant, Path]:
-    """Render the three media files of `spec` into `cache_dir/<video_id>/`, or reuse them.
+    """Render the three media files of `spec` into its `media_folder`, or reuse them.
 
     Files appear only by `os.replace` from temporary files in the same folder, so concurrent
     renders of one video (from several processes) are safe and a crashed render never leaves a
@@ -133,7 +139,7 @@ def render_media(spec: MediaSpec, cache_dir: Path) -> dict[ContentVariant, Path]
     """
     if not isinstance(spec, MediaSpec):
         raise TypeError(f"render_media needs a MediaSpec, got {type(spec).__name__}")
-    out_dir = Path(cache_dir) / spec.video_id
+    out_dir = media_folder(spec, cache_dir)
     targets = {variant: out_dir / variant.file_name for variant in ContentVariant}
     if all(path.is_file() for path in targets.values()):
         return targets

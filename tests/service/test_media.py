@@ -16,7 +16,7 @@ from PIL import Image
 
 from remix_pipeline.contract import ContentVariant
 from remix_pipeline.service import media
-from remix_pipeline.service.media import MediaSpec, render_media
+from remix_pipeline.service.media import MediaSpec, media_folder, render_media
 
 SOURCE_PROMPT = "A fishing harbor at dawn, boats rocking on slow swells"
 REMIX_PROMPT = "Neon cyberpunk remix with purple rain"
@@ -193,14 +193,15 @@ def test_cached_files_are_returned_without_rerendering(tmp_path: Path) -> None:
 
     second = render_media(_spec(), tmp_path)
 
-    assert second == first == {v: tmp_path / "video_src_harbor" / v.file_name for v in first}
+    folder = media_folder(_spec(), tmp_path)
+    assert second == first == {v: folder / v.file_name for v in first}
     assert {v: p.stat().st_mtime_ns for v, p in second.items()} == stamps
     assert second[ContentVariant.VIDEO].read_bytes() == b"marker: not re-rendered"
 
 
 def test_leftover_temp_files_are_not_taken_for_a_complete_render(tmp_path: Path) -> None:
     expected = _digests(render_media(_spec(), tmp_path / "clean"))
-    out_dir = tmp_path / "cache" / "video_src_harbor"
+    out_dir = media_folder(_spec(), tmp_path / "cache")
     out_dir.mkdir(parents=True)
     for variant in ContentVariant:
         (out_dir / f".{variant.file_name}.crashed.part").write_bytes(b"half a file")
@@ -211,8 +212,8 @@ def test_leftover_temp_files_are_not_taken_for_a_complete_render(tmp_path: Path)
 
 
 def test_stale_temp_files_are_swept_but_fresh_ones_are_spared(tmp_path: Path) -> None:
-    out_dir = tmp_path / "video_src_harbor"
-    out_dir.mkdir()
+    out_dir = media_folder(_spec(), tmp_path)
+    out_dir.mkdir(parents=True)
     stale = out_dir / ".video.mp4.died.part"
     fresh = out_dir / ".video.mp4.writing.part"
     for part in (stale, fresh):
@@ -228,7 +229,7 @@ def test_stale_temp_files_are_swept_but_fresh_ones_are_spared(tmp_path: Path) ->
 
 def test_a_lone_final_file_from_an_interrupted_render_is_rendered_again(tmp_path: Path) -> None:
     expected = _digests(render_media(_spec(), tmp_path / "clean"))
-    out_dir = tmp_path / "cache" / "video_src_harbor"
+    out_dir = media_folder(_spec(), tmp_path / "cache")
     out_dir.mkdir(parents=True)
     (out_dir / "video.mp4").write_bytes(b"left by a render that died before the others")
 
@@ -245,7 +246,7 @@ def test_failed_render_leaves_neither_final_nor_temp_files(
     with pytest.raises(RuntimeError, match="disk full"):
         render_media(_spec(), tmp_path)
 
-    assert list((tmp_path / "video_src_harbor").iterdir()) == []
+    assert list(media_folder(_spec(), tmp_path).iterdir()) == []
 
 
 def test_concurrent_renders_from_several_processes_agree(tmp_path: Path) -> None:
@@ -255,7 +256,7 @@ def test_concurrent_renders_from_several_processes_agree(tmp_path: Path) -> None
         results = list(pool.map(_render_in_worker, [_spec()] * 6, [tmp_path / "shared"] * 6))
 
     assert all(result == expected for result in results)
-    names = sorted(p.name for p in (tmp_path / "shared" / "video_src_harbor").iterdir())
+    names = sorted(p.name for p in media_folder(_spec(), tmp_path / "shared").iterdir())
     assert names == sorted(v.file_name for v in ContentVariant)
 
 
@@ -296,3 +297,13 @@ def test_invalid_spec_is_refused_with_a_clear_message(
 def test_render_media_refuses_something_other_than_a_spec(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="needs a MediaSpec"):
         render_media({"video_id": "video_x"}, tmp_path)  # type: ignore[arg-type]
+
+
+def test_a_render_at_another_scale_is_not_served_from_the_old_one(tmp_path: Path) -> None:
+    small = render_media(_spec(scale=0.25), tmp_path)
+    full = render_media(_spec(scale=0.5), tmp_path)
+
+    assert small[ContentVariant.VIDEO] != full[ContentVariant.VIDEO]
+    with av.open(str(full[ContentVariant.VIDEO])) as container:
+        stream = container.streams.video[0]
+        assert (stream.width, stream.height) == _spec(scale=0.5).frame_size
