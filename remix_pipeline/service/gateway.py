@@ -2,10 +2,10 @@
 
 Order per request: count it, check the bearer key, then (for `/v1` only) the rate limit, the
 added latency, the injected 5xx and a spike (the request is read whole, then held), then the
-route. A successful job-creating response may
-be dropped afterwards: its status line goes out, then `ResponseDropped` is raised so the
-server closes the connection mid-response, exactly what a client sees when a network path
-dies after the job was created.
+route. A successful answer may be garbled (its JSON broken once the body is whole), and a
+successful job-creating one may be dropped: its status line goes out, then `ResponseDropped`
+is raised so the server closes the connection mid-response, exactly what a client sees when
+a network path dies after the job was created.
 """
 
 from __future__ import annotations
