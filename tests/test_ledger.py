@@ -451,7 +451,8 @@ def test_a_missing_driver_is_a_clear_error() -> None:
     assert "hunter2" not in str(caught.value)
 
 
-def test_threads_racing_to_record_one_intent_create_exactly_one_attempt(ledger: Ledger) -> None:
+def race_threads_to_record_one_intent(ledger: Ledger) -> None:
+    """Eight threads record the same intent at once: exactly one attempt exists after."""
     barrier = threading.Barrier(8)
     results = []
 
@@ -470,9 +471,9 @@ def test_threads_racing_to_record_one_intent_create_exactly_one_attempt(ledger: 
     assert len(ledger.attempts_frame()) == 1
 
 
-def _claim_all(db: str, worker: int, count: int, start: Any, wins: Any) -> None:
+def _claim_all(url: str, worker: int, count: int, start: Any, wins: Any) -> None:
     """One process: claim every video id for its own replicate; count what it won."""
-    with Ledger.for_path(Path(db)) as own:
+    with Ledger(url) as own:
         keys = [
             own.record_intent(
                 request(f"prompt {i}", replicate=worker), table_hash=TABLE_HASH, run_id=None, now=1
@@ -490,16 +491,15 @@ def _claim_all(db: str, worker: int, count: int, start: Any, wins: Any) -> None:
         wins.put(won)
 
 
-def test_two_processes_racing_to_claim_the_same_videos_each_win_each_video_once(
-    db: Path,
-) -> None:
-    Ledger.for_path(db).close()
+def race_processes_to_claim_the_same_videos(url: str) -> None:
+    """Two processes claim the same 40 videos for their own replicates: each video is won once."""
+    Ledger(url).close()
     context = multiprocessing.get_context("fork")
     start = context.Barrier(2)
     wins = context.Queue()
     count = 40
     workers = [
-        context.Process(target=_claim_all, args=(str(db), worker, count, start, wins))
+        context.Process(target=_claim_all, args=(url, worker, count, start, wins))
         for worker in (1, 2)
     ]
     for process in workers:
@@ -508,10 +508,20 @@ def test_two_processes_racing_to_claim_the_same_videos_each_win_each_video_once(
         process.join(timeout=120)
     assert [p.exitcode for p in workers] == [0, 0]
     assert wins.get() + wins.get() == count
-    with Ledger.for_path(db) as check:
+    with Ledger(url) as check:
         claimed = [a for a in check.latest().values() if a.video_id is not None]
         assert sorted(a.video_id for a in claimed) == sorted(f"video_{i}" for i in range(count))
         assert len(claimed) == count
+
+
+def test_threads_racing_to_record_one_intent_create_exactly_one_attempt(ledger: Ledger) -> None:
+    race_threads_to_record_one_intent(ledger)
+
+
+def test_two_processes_racing_to_claim_the_same_videos_each_win_each_video_once(
+    db: Path,
+) -> None:
+    race_processes_to_claim_the_same_videos(f"sqlite:///{db}")
 
 
 def test_attempts_frame_reads_100k_attempts_in_bulk(

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-import multiprocessing
-import threading
 from typing import Any
 
 import pytest
 
 from remix_pipeline.ledger import AttemptState, Ledger, LedgerError, VideoAlreadyClaimedError
 
-from ..test_ledger import TABLE_HASH, request, video
+from ..test_ledger import (
+    TABLE_HASH,
+    race_processes_to_claim_the_same_videos,
+    race_threads_to_record_one_intent,
+    request,
+    video,
+)
 
 
 @pytest.fixture
@@ -51,63 +55,10 @@ def test_a_wrong_password_is_a_clear_error_that_does_not_echo_it(postgres_url: s
 
 
 def test_threads_racing_to_record_one_intent_create_exactly_one_attempt(ledger: Ledger) -> None:
-    barrier = threading.Barrier(8)
-    results = []
-
-    def race(n: int) -> None:
-        barrier.wait()
-        results.append(
-            ledger.record_intent(request(), table_hash=TABLE_HASH, run_id=f"run-{n}", now=1.0)
-        )
-
-    threads = [threading.Thread(target=race, args=(n,)) for n in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len({(r.key, r.attempt, r.run_id) for r in results}) == 1
-    assert len(ledger.attempts_frame()) == 1
-
-
-def _claim_all(url: str, worker: int, count: int, start: Any, wins: Any) -> None:
-    """One process: claim every video id for its own replicate; count what it won."""
-    with Ledger(url) as own:
-        keys = [
-            own.record_intent(
-                request(f"prompt {i}", replicate=worker), table_hash=TABLE_HASH, run_id=None, now=1
-            ).key
-            for i in range(count)
-        ]
-        start.wait()
-        won = 0
-        for i, key in enumerate(keys):
-            try:
-                own.mark_submitted(key, 1, video(f"video_{i}"), now=2.0, adopted=True)
-                won += 1
-            except VideoAlreadyClaimedError:
-                pass
-        wins.put(won)
+    race_threads_to_record_one_intent(ledger)
 
 
 def test_two_processes_racing_to_claim_the_same_videos_each_win_each_video_once(
     postgres_url: str,
 ) -> None:
-    Ledger(postgres_url).close()
-    context = multiprocessing.get_context("fork")
-    start = context.Barrier(2)
-    wins = context.Queue()
-    count = 40
-    workers = [
-        context.Process(target=_claim_all, args=(postgres_url, worker, count, start, wins))
-        for worker in (1, 2)
-    ]
-    for process in workers:
-        process.start()
-    for process in workers:
-        process.join(timeout=120)
-    assert [p.exitcode for p in workers] == [0, 0]
-    assert wins.get() + wins.get() == count
-    with Ledger(postgres_url) as check:
-        claimed = [a for a in check.latest().values() if a.video_id is not None]
-        assert sorted(a.video_id for a in claimed) == sorted(f"video_{i}" for i in range(count))
-        assert len(claimed) == count
+    race_processes_to_claim_the_same_videos(postgres_url)
