@@ -163,6 +163,31 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     process.wait(timeout=10)
 
 
+@contextlib.contextmanager
+def serving_ui(command: list[str], root: Path, env: dict[str, str]) -> Iterator[DagsterDev]:
+    """`command` (dagster dev or dagster-webserver) on a free loopback port in `root`, until
+    its code location has loaded; it and everything it started are stopped on exit."""
+    port = _free_port()
+    log_path = root / f"{Path(command[0]).name}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [*command, "-h", "127.0.0.1", "-p", str(port)],
+            cwd=root,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            process_group=0,
+            preexec_fn=_default_signals,
+        )
+    server = DagsterDev(url=f"http://127.0.0.1:{port}", log_path=log_path)
+    try:
+        _wait_until_loaded(server, process)
+        yield server
+    finally:
+        _stop(process)
+
+
 @pytest.fixture(scope="module")
 def dagster_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterDev]:
     root = tmp_path_factory.mktemp("checkout")
@@ -184,25 +209,8 @@ def dagster_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterDev
     }
     for name in ("OPENAI_BASE_URL", "OPENAI_API_KEY"):
         env.pop(name, None)
-    port = _free_port()
-    log_path = root / "dagster-dev.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [str(DAGSTER), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-            cwd=root,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            process_group=0,
-            preexec_fn=_default_signals,
-        )
-    server = DagsterDev(url=f"http://127.0.0.1:{port}", log_path=log_path)
-    try:
-        _wait_until_loaded(server, process)
+    with serving_ui([str(DAGSTER), "dev", "-w", "workspace.yaml"], root, env) as server:
         yield server
-    finally:
-        _stop(process)
 
 
 def test_workspace_loads_the_sample_location_without_error(dagster_dev: DagsterDev) -> None:

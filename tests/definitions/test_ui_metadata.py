@@ -25,8 +25,7 @@ import pytest
 from remix_pipeline.lineage import LINEAGE_COLUMNS
 
 from .conftest import write_service_settings
-from .test_code_location import REPO, DagsterDev, _default_signals, _free_port, _stop
-from .test_code_location import _wait_until_loaded as wait_until_loaded
+from .test_code_location import REPO, serving_ui
 
 BIN = Path(sys.executable).parent
 TABLE = """\
@@ -99,26 +98,8 @@ def shown(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shown]:
         check=False,
     )
     assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
-    port = _free_port()
-    log_path = root / "webserver.log"
-    address = ["-h", "127.0.0.1", "-p", str(port)]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [str(BIN / "dagster-webserver"), "-w", "workspace.yaml", *address],
-            cwd=root,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            process_group=0,
-            preexec_fn=_default_signals,
-        )
-    server = DagsterDev(url=f"http://127.0.0.1:{port}", log_path=log_path)
-    try:
-        wait_until_loaded(server, process)
-        asset = server.graphql(LINEAGE_QUERY, {"key": {"path": ["sample", "lineage"]}})
-    finally:
-        _stop(process)
+    with serving_ui([str(BIN / "dagster-webserver"), "-w", "workspace.yaml"], root, env) as ui:
+        asset = ui.graphql(LINEAGE_QUERY, {"key": {"path": ["sample", "lineage"]}})
     found = asset["assetOrError"]
     assert found["__typename"] == "Asset", found
     (latest,) = found["assetMaterializations"]
