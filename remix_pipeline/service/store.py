@@ -43,6 +43,10 @@ CREATE TABLE IF NOT EXISTS characters (
 CREATE TABLE IF NOT EXISTS seeded_sources (
     id TEXT PRIMARY KEY
 );
+CREATE TABLE IF NOT EXISTS deleted_videos (
+    id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL
+);
 """
 
 _VIDEO_COLUMNS = (
@@ -128,7 +132,12 @@ class JobStore:
         try:
             where, params = "", ()
             if after is not None:
-                row = conn.execute("SELECT seq FROM videos WHERE id = ?", (after,)).fetchone()
+                # A video deleted while a client pages past it still marks its place.
+                row = conn.execute(
+                    "SELECT seq FROM videos WHERE id = ? "
+                    "UNION ALL SELECT seq FROM deleted_videos WHERE id = ?",
+                    (after, after),
+                ).fetchone()
                 if row is None:
                     raise UnknownCursorError(after)
                 where, params = ("WHERE seq < ?" if descending else "WHERE seq > ?"), (row[0],)
@@ -143,6 +152,11 @@ class JobStore:
 
     def delete_video(self, video_id: str) -> bool:
         with self._transaction() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO deleted_videos (id, seq) "
+                "SELECT id, seq FROM videos WHERE id = ?",
+                (video_id,),
+            )
             return conn.execute("DELETE FROM videos WHERE id = ?", (video_id,)).rowcount > 0
 
     def count_videos(self) -> int:

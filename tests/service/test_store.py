@@ -59,6 +59,20 @@ def test_list_pages_follow_insertion_order_in_both_directions(tmp_path: Path) ->
     assert (page, more) == ([], True)
 
 
+def test_a_cursor_naming_a_video_deleted_since_keeps_its_place(tmp_path: Path) -> None:
+    store = JobStore(tmp_path / "s.db")
+    jobs = [_job(n) for n in range(5)]
+    for job in jobs:
+        store.insert_video(job)
+    ids = [j.id for j in jobs]
+    first, _ = store.list_videos(limit=2, order=Order.DESC)
+
+    store.delete_video(first[-1].id)  # the page's last id, the next page's cursor
+    page, more = store.list_videos(limit=2, order=Order.DESC, after=first[-1].id)
+
+    assert ([j.id for j in page], more) == ([ids[2], ids[1]], True)
+
+
 def test_list_after_an_unknown_id_raises_unknown_cursor(tmp_path: Path) -> None:
     store = JobStore(tmp_path / "s.db")
     with pytest.raises(UnknownCursorError):
