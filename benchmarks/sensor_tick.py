@@ -77,10 +77,13 @@ def prepare(url: str, count: int, workdir: Path) -> int:
                 )
             )
 
+    # Each attempt is stamped sent before its job was created, as a submission stamps it; a
+    # stamp after creating 50,000 jobs (minutes) would put the oldest jobs outside the
+    # window a poll lists, and the tick would retrieve them one by one.
+    now = time.time()
     videos = asyncio.run(create_all())
     requests = _requests(rows)
     settings = _settings(workdir)
-    now = time.time()
     ledger = ExperimentRuntime(settings).ledger()
     ledger.record_intents(requests, table_hash="b" * 64, run_id=None, now=now)
     ledger.close()
