@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -400,9 +400,41 @@ class Ledger:
     def update_videos(
         self, updates: Sequence[tuple[str, int, Video]], *, now: float
     ) -> list[Attempt]:
-        """`update_video` for many attempts in one transaction (a poll of many jobs)."""
+        """`update_video` for many attempts in one transaction (a poll of many jobs).
+
+        Jobs still running only get their record replaced: one read and one batched write for
+        all of them (three statements each cost 15 s of a tick with 22,000 changed jobs).
+        Jobs that ended take the full path, with its event.
+        """
         with self._write() as conn:
-            return [_refresh(conn, key, attempt, video, now) for key, attempt, video in updates]
+            rows = _locked_rows(conn, [(key, attempt) for key, attempt, _ in updates])
+            results: list[Attempt] = []
+            records: list[dict[str, Any]] = []
+            for key, attempt, video in updates:
+                row = rows.get((key, attempt))
+                if row is None:
+                    raise UnknownAttemptError(f"no attempt {attempt} recorded for {key}")
+                if row.video_id != video.id:
+                    raise InvalidTransitionError(
+                        f"{key} attempt {attempt} holds video {row.video_id}, not {video.id}"
+                    )
+                if row.state == AttemptState.SUBMITTED.value and video.is_terminal:
+                    results.append(_refresh(conn, key, attempt, video, now))
+                    continue
+                record = _video_json(video)
+                records.append({"k": key, "a": attempt, "record": record})
+                results.append(replace(_attempt(row), video=json.loads(record)))
+            if records:
+                conn.execute(
+                    attempts_table.update()
+                    .where(
+                        attempts_table.c.key == sa.bindparam("k"),
+                        attempts_table.c.attempt == sa.bindparam("a"),
+                    )
+                    .values(video=sa.bindparam("record")),
+                    records,
+                )
+            return results
 
     def mark_failed(
         self, key: str, attempt: int, *, code: str, message: str, now: float
@@ -705,6 +737,26 @@ def _locked_row(conn: Connection, key: str, attempt: int) -> sa.Row[Any]:
     if row is None:
         raise UnknownAttemptError(f"no attempt {attempt} recorded for {key}")
     return row
+
+
+def _locked_rows(
+    conn: Connection, pairs: Sequence[tuple[str, int]]
+) -> dict[tuple[str, int], sa.Row[Any]]:
+    """`_locked_row` for many (key, attempt) pairs, a chunk of keys per query.
+
+    By key, not by (key, attempt) row values: SQLite scans the whole table for those.
+    """
+    wanted = set(pairs)
+    keys = list(dict.fromkeys(key for key, _ in pairs))
+    found: dict[tuple[str, int], sa.Row[Any]] = {}
+    for start in range(0, len(keys), _CHUNK):
+        rows = conn.execute(
+            sa.select(attempts_table)
+            .where(attempts_table.c.key.in_(keys[start : start + _CHUNK]))
+            .with_for_update()
+        )
+        found.update(((r.key, r.attempt), r) for r in rows if (r.key, r.attempt) in wanted)
+    return found
 
 
 def _latest_row(conn: Connection, key: str) -> sa.Row[Any] | None:

@@ -176,7 +176,26 @@ def test_update_videos_refreshes_several_attempts_and_finishes_the_terminal_ones
     )
     assert [a.state for a in updated] == [AttemptState.SUBMITTED, AttemptState.COMPLETED]
     assert updated[0].video is not None and updated[0].video["progress"] == 40
+    assert ledger.get(running.key, 1).video["progress"] == 40  # type: ignore[index]
     assert ledger.get(ending.key, 1).finished_at == 3.0
+
+
+def test_a_refused_update_in_a_batch_writes_nothing_of_the_batch(ledger: Ledger) -> None:
+    first = intent(ledger, request("first"))
+    second = intent(ledger, request("second"))
+    ledger.mark_submitted(first.key, 1, video("video_f"), now=2.0)
+    ledger.mark_submitted(second.key, 1, video("video_s"), now=2.0)
+
+    with pytest.raises(InvalidTransitionError, match="video_other"):
+        ledger.update_videos(
+            [
+                (first.key, 1, video("video_f", status="in_progress", progress=40)),
+                (second.key, 1, video("video_other", status="in_progress")),
+            ],
+            now=3.0,
+        )
+
+    assert ledger.get(first.key, 1).video["progress"] == 0  # type: ignore[index]
 
 
 def test_mark_submitted_again_with_the_same_video_is_idempotent(ledger: Ledger) -> None:
