@@ -418,10 +418,12 @@ class Ledger:
                     raise InvalidTransitionError(
                         f"{key} attempt {attempt} holds video {row.video_id}, not {video.id}"
                     )
-                if row.state == AttemptState.SUBMITTED.value and video.is_terminal:
-                    results.append(_refresh(conn, key, attempt, video, now))
-                    continue
                 record = _video_json(video)
+                if row.state == AttemptState.SUBMITTED.value and video.is_terminal:
+                    _update(conn, key, attempt, video=record)
+                    _finish(conn, key, attempt, video, now)
+                    results.append(_attempt(_row(conn, key, attempt)))
+                    continue
                 records.append({"k": key, "a": attempt, "record": record})
                 results.append(replace(_attempt(row), video=json.loads(record)))
             if records:
@@ -821,18 +823,6 @@ def _claim(
     how = "adopted orphan" if adopted else "submitted"
     _event(conn, key, attempt, now, state, AttemptState.SUBMITTED, f"{how} {video.id}")
     if video.is_terminal:
-        _finish(conn, key, attempt, video, now)
-    return _attempt(_row(conn, key, attempt))
-
-
-def _refresh(conn: Connection, key: str, attempt: int, video: Video, now: float) -> Attempt:
-    row = _locked_row(conn, key, attempt)
-    if row.video_id != video.id:
-        raise InvalidTransitionError(
-            f"{key} attempt {attempt} holds video {row.video_id}, not {video.id}"
-        )
-    _update(conn, key, attempt, video=_video_json(video))
-    if row.state == AttemptState.SUBMITTED.value and video.is_terminal:
         _finish(conn, key, attempt, video, now)
     return _attempt(_row(conn, key, attempt))
 

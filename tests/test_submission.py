@@ -19,6 +19,7 @@ from remix_pipeline.submission import (
     SENDS_AT_ONCE,
     UNRESOLVED_CODE,
     Action,
+    Outcome,
     submit_variants,
 )
 
@@ -148,24 +149,21 @@ async def test_resubmit_sends_again_only_once_the_listing_grace_has_passed(tmp_p
     ledger = Ledger.for_path(tmp_path / "ledger.db")
 
     async with remote_client(config, lose=1) as client:
-        (first,) = await submit_variants(
-            requests(1),
-            ledger=ledger,
-            client=client,
-            table_hash="h",
-            run_id="r1",
-            policy=UnknownOutcomePolicy.RESUBMIT,
-        )
+
+        async def resubmit(run_id: str) -> list[Outcome]:
+            return await submit_variants(
+                requests(1),
+                ledger=ledger,
+                client=client,
+                table_hash="h",
+                run_id=run_id,
+                policy=UnknownOutcomePolicy.RESUBMIT,
+            )
+
+        (first,) = await resubmit("r1")
         jobs_before_grace = await remix_jobs(config)
         await after_the_listing_grace()
-        (later,) = await submit_variants(
-            requests(1),
-            ledger=ledger,
-            client=client,
-            table_hash="h",
-            run_id="r2",
-            policy=UnknownOutcomePolicy.RESUBMIT,
-        )
+        (later,) = await resubmit("r2")
 
     assert (first.action, jobs_before_grace) == (Action.UNRESOLVED, [])
     assert later.action is Action.SUBMITTED

@@ -54,7 +54,7 @@ def root_cause(error: SerializableErrorInfo | None) -> str:
     while error.cause is not None:
         error = error.cause
     message = error.message.strip().splitlines()[0] if error.message.strip() else error.cls_name
-    return re.sub(r"^(?:\w+\.)+(\w+: )", r"\1", message or "unknown error")
+    return re.sub(r"^(?:\w+\.)+(\w+: )", r"\1", message)
 
 
 def ensure_dagster_home() -> Path:
