@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 
 import httpx
 
-# Share of a server-named delay added at random on top of it.
+# Share of a server-named delay added at random on top of it, and the least spread: a rate
+# limiter naming a few milliseconds would otherwise send every waiting client back at once.
 SERVER_DELAY_SPREAD = 0.25
+MIN_SERVER_DELAY_SPREAD_SECONDS = 0.25
 
 # Statuses that mean the server did not act on the request, whatever its method.
 REFUSED_STATUSES = frozenset({408, 409, 429})
@@ -109,5 +111,7 @@ class RetryBudget:
             return None
         # Wait a little longer than asked, never shorter: clients told the same moment would
         # otherwise all come back at once and meet the same limit again.
-        spread = self.policy.rng.uniform(0.0, requested * SERVER_DELAY_SPREAD)
+        spread = self.policy.rng.uniform(
+            0.0, max(requested * SERVER_DELAY_SPREAD, MIN_SERVER_DELAY_SPREAD_SECONDS)
+        )
         return min(requested + spread, remaining)

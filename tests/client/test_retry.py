@@ -118,3 +118,11 @@ def test_server_named_delay_is_never_shortened_but_spread_a_little() -> None:
     delays = [budget.next_delay(2.0) for _ in range(200)]
     assert all(2.0 <= d <= 2.5 for d in delays)  # type: ignore[operator]
     assert len(set(delays)) > 100
+
+
+def test_a_server_delay_of_milliseconds_is_spread_over_a_quarter_second() -> None:
+    policy = RetryPolicy(max_attempts=1000, max_retry_seconds=1e9, rng=random.Random(5))
+    budget = policy.start()
+    delays = [budget.next_delay(0.006) for _ in range(200)]
+    assert all(0.006 <= d <= 0.256 for d in delays)  # type: ignore[operator]
+    assert max(delays) - min(delays) > 0.2  # type: ignore[operator,type-var]
