@@ -26,9 +26,12 @@ from enum import StrEnum
 from remix_pipeline.client import (
     EMBEDDED_BASE_URL,
     APIStatusError,
+    ListUnavailableError,
     OutcomeUnknownError,
+    VideosAPIError,
     VideosClient,
 )
+from remix_pipeline.client.gateways import upstream_id
 from remix_pipeline.contract import Video
 from remix_pipeline.crashpoints import crash_point
 from remix_pipeline.experiment import UnknownOutcomePolicy
@@ -108,6 +111,7 @@ async def submit_variants(
     Concurrency comes from the client's limiter: every POST is started at once and the
     limiter paces them to the server's rate.
     """
+    await client.learn_server()  # a gateway needs paid bodies shaped for it
     submitter = _Submitter(ledger, client, table_hash, run_id, policy, owner_gone, pay_again)
     outcomes: list[Outcome] = []
     requests, settled = chain_sources(requests, ledger, table_hash=table_hash, run_id=run_id)
@@ -262,6 +266,10 @@ class _Submitter:
                 attempt = self.ledger.mark_unknown(
                     attempt.key, attempt.attempt, reason=str(exc), now=time.time()
                 )
+                if exc.job_id is not None:
+                    known = await self._record_named_job(request, attempt, exc.job_id)
+                    if known is not None:
+                        return known
                 (outcome,) = await self.resolve([(request, attempt)], resend_allowed=tries_left > 0)
                 if outcome is None:
                     continue
@@ -279,6 +287,22 @@ class _Submitter:
             crash_point("submission.after_record")
             return Outcome(request.key, Action.SUBMITTED, recorded, video.id)
         raise AssertionError("unreachable: the last try never resends")
+
+    async def _record_named_job(
+        self, request: VariantRequest, attempt: Attempt, job_id: str
+    ) -> Outcome | None:
+        """A paid POST whose answer broke the contract but named its job: that job is this
+        attempt's (it was paid for), read back with a safe GET and recorded, never resent.
+        None when it cannot be read now; the attempt stays unknown and is resolved later."""
+        try:
+            video = await self.client.retrieve(job_id)
+        except VideosAPIError:
+            return None
+        try:
+            outcome = self._record(request, attempt, video, adopted=False)
+        except VideoAlreadyClaimedError:
+            return None
+        return replace(outcome, detail=f"{video.id} (its creation answer broke the contract)")
 
     def _record(
         self, request: VariantRequest, attempt: Attempt, video: Video, *, adopted: bool
@@ -304,15 +328,19 @@ class _Submitter:
         None for an attempt means: nothing matched and the policy says send it again.
         """
         since = min((a.sent_at or a.intent_at) for _, a in pending) - CLOCK_SLACK_SECONDS
-        wanted = {(r.source_video_id, r.prompt) for r, _ in pending}
-        claimed = self.ledger.claimed_video_ids()
+        # Compared as the upstream knows them: a gateway lists other ids than it answers with.
+        wanted = {(upstream_id(r.source_video_id), r.prompt) for r, _ in pending}
+        claimed = {upstream_id(video_id) for video_id in self.ledger.claimed_video_ids()}
         candidates: dict[tuple[str, str], list[Video]] = {}
-        async for video in self.client.list(order="desc"):
-            if video.created_at < since:
-                break
-            pair = (video.remixed_from_video_id or "", video.prompt or "")
-            if pair in wanted and video.id not in claimed:
-                candidates.setdefault(pair, []).append(video)
+        try:
+            async for video in self.client.list(order="desc"):
+                if video.created_at < since:
+                    break
+                pair = (upstream_id(video.remixed_from_video_id or ""), video.prompt or "")
+                if pair in wanted and upstream_id(video.id) not in claimed:
+                    candidates.setdefault(pair, []).append(video)
+        except ListUnavailableError:
+            pass  # nothing can be found: unmatched attempts wait out the grace, then the policy
         for found in candidates.values():
             found.sort(key=lambda v: (v.created_at, v.id))  # oldest first: the first send
 
@@ -329,7 +357,7 @@ class _Submitter:
         resend_allowed: bool,
     ) -> Outcome | None:
         threshold = (attempt.sent_at or attempt.intent_at) - CLOCK_SLACK_SECONDS
-        pool = candidates.get((request.source_video_id, request.prompt), [])
+        pool = candidates.get((upstream_id(request.source_video_id), request.prompt), [])
         for video in list(pool):
             if video.created_at < threshold:
                 continue

@@ -18,6 +18,7 @@ from pathlib import Path
 from upath import UPath
 
 from remix_pipeline.client import APIStatusError, VideosClient
+from remix_pipeline.client.gateways import same_video
 from remix_pipeline.contract import ContentVariant, Video
 from remix_pipeline.crashpoints import crash_point
 from remix_pipeline.ledger import Attempt, AttemptState, Ledger, MediaRecord
@@ -81,10 +82,13 @@ async def poll_in_flight(
             report.vanished.append(failed)
             report.finished.append(failed)
             continue
-        if video.id != attempt.video_id:
+        if not same_video(video.id, attempt.video_id):
             # Another job's record is no news of this one: it stays in flight, asked again.
             report.foreign.append(attempt)
             continue
+        if video.id != attempt.video_id:
+            # The same job under a gateway's other encoding: kept under the id it was claimed by.
+            video = video.model_copy(update={"id": attempt.video_id})
         if not _unchanged(attempt, video):
             changed.append((attempt, video))
     # A ledger write per job per tick would dominate a large tick: skip unchanged jobs, and

@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from remix_pipeline.client import ClientSettings, VideosClient
+from remix_pipeline.client.client import REMIX_PROBE_ID
 from remix_pipeline.experiment import UnknownOutcomePolicy
 from remix_pipeline.ledger import AttemptState, Ledger
 from remix_pipeline.requests import VariantRequest, variant_key
@@ -52,14 +53,16 @@ def service(tmp_path: Path, **faults: object) -> ServiceConfig:
 
 
 class LosesRemixes(httpx.AsyncBaseTransport):
-    """A network that loses the first `lose` remix requests before they reach the server."""
+    """A network that loses the first `lose` paid remix requests before they reach the server
+    (the client's free capability probe goes through)."""
 
     def __init__(self, inner: httpx.AsyncBaseTransport, lose: int) -> None:
         self.inner = inner
         self.lose = lose
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if request.method == "POST" and request.url.path.endswith("/remix") and self.lose:
+        paid = request.url.path.endswith("/remix") and REMIX_PROBE_ID not in request.url.path
+        if request.method == "POST" and paid and self.lose:
             self.lose -= 1
             raise httpx.ReadTimeout("lost on the way", request=request)
         return await self.inner.handle_async_request(request)

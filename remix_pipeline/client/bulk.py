@@ -2,8 +2,9 @@
 
 One `GET /videos` page answers for up to 100 jobs, so a sensor watching 1,000 recent jobs
 needs about 10 requests instead of 1,000. Listing stops as soon as every wanted id is seen,
-the list has reached jobs older than anything wanted, or a page cap (the pages the wanted ids
-could fill, plus a few) is hit; ids still unseen are then retrieved one by one.
+the list has reached jobs older than anything wanted, a page repeats (a server that ignores
+`after`), or a page cap (the pages the wanted ids could fill, plus a few) is hit; ids still
+unseen are then retrieved one by one, which is all there is on a server without a list.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ import asyncio
 import math
 from collections.abc import Awaitable, Callable, Collection
 
-from remix_pipeline.client.errors import APIStatusError, NotFoundError
+from remix_pipeline.client.errors import ListUnavailableError, NotFoundError
 from remix_pipeline.contract import Video, VideoList
 
-# A server without a list endpoint answers one of these; per-id retrieve still works there.
-LIST_UNSUPPORTED = frozenset({404, 405, 501})
+# A server without a route answers one of these for it.
+ROUTE_MISSING = frozenset({404, 405, 501})
+# What a plain `GET /videos?order=desc&limit=N` gets from a server that cannot list: a missing
+# route, or a refusal of a request this plain (LiteLLM's 400 "LLM Provider NOT provided").
+LIST_UNAVAILABLE = ROUTE_MISSING | {400, 422}
 
 FetchPage = Callable[[str | None], Awaitable[VideoList]]
 Retrieve = Callable[[str], Awaitable[Video]]
@@ -25,7 +29,7 @@ Retrieve = Callable[[str], Awaitable[Video]]
 async def bulk_status(
     video_ids: Collection[str],
     *,
-    fetch_page: FetchPage,
+    fetch_page: FetchPage | None,
     retrieve: Retrieve,
     page_size: int,
     extra_pages: int,
@@ -35,12 +39,14 @@ async def bulk_status(
     wanted = set(video_ids)
     if not wanted:
         return {}
-    found = await _from_pages(
-        wanted,
-        fetch_page=fetch_page,
-        max_pages=math.ceil(len(wanted) / page_size) + extra_pages,
-        cutoff=None if created_after is None else math.floor(created_after),
-    )
+    found: dict[str, Video] = {}
+    if fetch_page is not None:
+        found = await _from_pages(
+            wanted,
+            fetch_page=fetch_page,
+            max_pages=math.ceil(len(wanted) / page_size) + extra_pages,
+            cutoff=None if created_after is None else math.floor(created_after),
+        )
     missing = sorted(wanted - found.keys())
     found.update(await _retrieve_each(missing, retrieve=retrieve, concurrency=concurrency))
     return found
@@ -51,13 +57,15 @@ async def _from_pages(
 ) -> dict[str, Video]:
     found: dict[str, Video] = {}
     after: str | None = None
+    first_ids: set[str] = set()
     for _ in range(max_pages):
         try:
             page = await fetch_page(after)
-        except APIStatusError as error:
-            if error.status_code in LIST_UNSUPPORTED:
-                break
-            raise
+        except ListUnavailableError:
+            break
+        if page.data and page.data[0].id in first_ids:
+            break  # the server ignores `after`: every page is the first
+        first_ids.update(video.id for video in page.data[:1])
         found.update((video.id, video) for video in page.data if video.id in wanted)
         if len(found) == len(wanted) or not page.has_more or not page.data:
             break

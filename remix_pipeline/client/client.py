@@ -9,6 +9,7 @@ size-capped, and downloads only ever appear complete.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import (
@@ -23,11 +24,12 @@ from collections.abc import (
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel
 
-from remix_pipeline.client.bulk import LIST_UNSUPPORTED
+from remix_pipeline.client.bulk import LIST_UNAVAILABLE, ROUTE_MISSING
 from remix_pipeline.client.bulk import bulk_status as _bulk_status
 from remix_pipeline.client.deviations import (
     Deviation,
@@ -42,12 +44,15 @@ from remix_pipeline.client.errors import (
     ContractViolationError,
     InvalidArgumentError,
     InvalidVideoIdError,
+    ListUnavailableError,
     OutcomeUnknownError,
     RequestTimeoutError,
     ResponseTooLargeError,
     VideosAPIError,
 )
+from remix_pipeline.client.gateways import gateway_of, same_video
 from remix_pipeline.client.limiter import RateLimiter, shared_limiter
+from remix_pipeline.client.profile import ServerProfile, shared_profile
 from remix_pipeline.client.responses import parse_model, read_capped, status_error
 from remix_pipeline.client.retry import (
     RetryPolicy,
@@ -105,6 +110,14 @@ class _PostContext:
         self.prompt = prompt
 
 
+class _UnexpectedJob(ContractViolationError):
+    """A paid POST answered with a job that breaks the contract; its id is still known."""
+
+    def __init__(self, message: str, *, job_id: str) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+
+
 class VideosClient:
     """Async client for one Videos API server; share one instance among coroutines."""
 
@@ -115,6 +128,7 @@ class VideosClient:
         settings: ClientSettings,
         base_url: str,
         limiter: RateLimiter,
+        profile: ServerProfile | None = None,
     ) -> None:
         self._http = http
         self._settings = settings
@@ -128,6 +142,7 @@ class VideosClient:
         self.base_url = base_url
         self.stats = ClientStats()
         self.deviations = DeviationLog(base_url)
+        self.profile = profile or ServerProfile()
 
     @classmethod
     def from_settings(
@@ -137,10 +152,18 @@ class VideosClient:
         embedded: ServiceConfig | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> VideosClient:
-        """Build a client: settings.base_url, else $OPENAI_BASE_URL, else the embedded service."""
+        """Build a client: settings.base_url, else $OPENAI_BASE_URL, else the embedded service.
+
+        `EMBEDDED_BASE_URL` as the base URL names the embedded service explicitly, so that a
+        caller that has already resolved the server is never second-guessed by the variable.
+        """
         url = settings.base_url or os.environ.get(BASE_URL_ENV) or None
         key = os.environ.get(settings.api_key_env) or None
-        if url is None:
+        # What is learned about a server is shared by the process's clients of it; a client
+        # on a transport of its own (a test's) learns alone.
+        profile = ServerProfile() if transport is not None else None
+        if url is None or url.rstrip("/") == EMBEDDED_BASE_URL:
+            url = EMBEDDED_BASE_URL
             url = EMBEDDED_BASE_URL
             if transport is None:
                 from remix_pipeline.service import default_service_config, embedded_transport
@@ -175,7 +198,13 @@ class VideosClient:
             follow_redirects=True,
             headers={"User-Agent": f"remix-pipeline/{__version__}"},
         )
-        return cls(http=http, settings=settings, base_url=_display_url(base_url), limiter=limiter)
+        return cls(
+            http=http,
+            settings=settings,
+            base_url=_display_url(base_url),
+            limiter=limiter,
+            profile=profile or shared_profile(limiter_key),
+        )
 
     def __repr__(self) -> str:
         return f"VideosClient(base_url={self.base_url!r})"
@@ -204,28 +233,48 @@ class VideosClient:
     async def remix(self, video_id: str, prompt: str) -> Video:
         video_id = _checked_id(video_id)
         prompt = _checked_prompt(prompt)
-        parse = self._model(Video)
-
-        async def parse_remix(response: httpx.Response) -> Video:
-            # A job naming another source is not the one asked for; the outcome of the
-            # POST is then unknown, and the job it made is found by listing.
-            video = await parse(response)
-            source = video.remixed_from_video_id
-            if source is not None and source != video_id:
-                raise ContractViolationError(
-                    f"remix: asked to remix {video_id!r}, the server answered with a remix "
-                    f"of {source[:80]!r}"
-                )
-            return video
-
+        body = self._derivation_body({"prompt": prompt})
         return await self._call(
             "remix",
             "POST",
-            f"videos/{video_id}/remix",
-            json={"prompt": prompt},
-            on_success=parse_remix,
+            f"videos/{_path_id(video_id)}/remix",
+            json=body,
+            on_success=self._derived_from(video_id),
             post=_PostContext(video_id, prompt),
         )
+
+    async def learn_server(self) -> ServerProfile:
+        """What the server is (a gateway or not), asked once per process and server with a
+        request that can start no job; the answer shapes the bodies of paid requests."""
+        if not self.profile.answered:
+            # On failure the profile stays unknown: requests are then sent as the contract says.
+            with contextlib.suppress(VideosAPIError):
+                await self.supports_remix()
+        return self.profile
+
+    def _derivation_body(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The body as this server needs it: call `learn_server` first, before paid calls."""
+        if self.profile.sends_model_on_derivations:
+            return {**body, "model": self._settings.gateway_model}
+        return body
+
+    def _derived_from(self, source_id: str) -> OnSuccess[Video]:
+        parse = self._model(Video)
+
+        async def parse_derived(response: httpx.Response) -> Video:
+            # A job naming another source is not the one asked for. It was paid for all the
+            # same, so its id travels with the error and the job is recorded, not lost.
+            video = await parse(response)
+            source = video.remixed_from_video_id
+            if source is not None and not same_video(source, source_id):
+                raise _UnexpectedJob(
+                    f"asked to derive a video from {source_id[:80]!r}, the server answered "
+                    f"with one derived from {source[:80]!r}",
+                    job_id=video.id,
+                )
+            return video
+
+        return parse_derived
 
     async def supports_remix(self) -> bool:
         """Whether the server has `POST /videos/{id}/remix`, asked without starting a job.
@@ -251,7 +300,7 @@ class VideosClient:
                 return True
             if error.status_code == 404 and error.param == "video_id":
                 return True
-            if error.status_code in LIST_UNSUPPORTED:
+            if error.status_code in ROUTE_MISSING:
                 return False
             raise
 
@@ -288,13 +337,16 @@ class VideosClient:
         # record under another job's id.
         video_id = _checked_id(video_id)
         return await self._call(
-            "retrieve", "GET", f"videos/{video_id}", on_success=self._model(Video)
+            "retrieve", "GET", f"videos/{_path_id(video_id)}", on_success=self._model(Video)
         )
 
     async def delete(self, video_id: str) -> DeletedVideo:
         video_id = _checked_id(video_id)
         return await self._call(
-            "delete", "DELETE", f"videos/{video_id}", on_success=self._model(DeletedVideo)
+            "delete",
+            "DELETE",
+            f"videos/{_path_id(video_id)}",
+            on_success=self._model(DeletedVideo),
         )
 
     def list(
@@ -319,18 +371,28 @@ class VideosClient:
         self, order: str, cursor: str | None, page_size: int
     ) -> AsyncGenerator[Video, None]:
         seen: set[str] = set()
+        first_ids: set[str] = set()
         while True:
             page = await self._list_page(order=order, after=cursor, limit=page_size)
+            if page.data and page.data[0].id in first_ids:
+                # The same page again: the server (a gateway that drops the query) ignores
+                # `after`, so every page is the first one. What it holds has been read.
+                self._note_cursor_ignored()
+                return
+            first_ids.update(video.id for video in page.data[:1])
             for video in page.data:
                 yield video
             if not page.has_more or not page.data:
                 return
             cursor = page.last_id or page.data[-1].id
             if cursor in seen:
-                raise ContractViolationError(
-                    f"VideoList.last_id: {cursor!r} was already used; the server's pages loop"
-                )
+                self._note_cursor_ignored()
+                return
             seen.add(cursor)
+
+    def _note_cursor_ignored(self) -> None:
+        self.profile.list_ignores_cursor = True
+        self.deviations.note(Deviation.LIST_IGNORES_CURSOR, "the same page after 'after'")
 
     async def download(
         self, video_id: str, variant: ContentVariant | str, target: Path
@@ -352,7 +414,7 @@ class VideosClient:
         return await self._call(
             "download",
             "GET",
-            f"videos/{video_id}/content",
+            f"videos/{_path_id(video_id)}/content",
             params={"variant": chosen.value},
             headers={"Accept": "application/binary"},
             on_success=save,
@@ -372,18 +434,13 @@ class VideosClient:
         settings = self._settings
 
         async def fetch_page(after: str | None) -> VideoList:
-            try:
-                return await self._list_page(
-                    order=Order.DESC.value, after=after, limit=settings.list_page_size
-                )
-            except APIStatusError as error:
-                if error.status_code in LIST_UNSUPPORTED:
-                    self.deviations.note(Deviation.NO_LIST, f"HTTP {error.status_code}")
-                raise
+            return await self._list_page(
+                order=Order.DESC.value, after=after, limit=settings.list_page_size
+            )
 
         return await _bulk_status(
             wanted,
-            fetch_page=fetch_page,
+            fetch_page=None if self.profile.list_unavailable else fetch_page,
             retrieve=self.retrieve,
             page_size=settings.list_page_size,
             extra_pages=settings.bulk_extra_pages,
@@ -394,12 +451,26 @@ class VideosClient:
     # Machinery ----------------------------------------------------------------------------
 
     async def _list_page(self, *, order: str, after: str | None, limit: int) -> VideoList:
+        """One page; `ListUnavailableError` once the server has shown it cannot list."""
+        if self.profile.list_unavailable:
+            raise ListUnavailableError(f"{self.base_url} cannot list its videos")
         params: dict[str, str | int] = {"order": order, "limit": limit}
         if after is not None:
             params["after"] = _checked_id(after, kind="after cursor")
-        return await self._call(
-            "list", "GET", "videos", params=params, on_success=self._model(VideoList)
-        )
+        try:
+            return await self._call(
+                "list", "GET", "videos", params=params, on_success=self._model(VideoList)
+            )
+        except APIStatusError as error:
+            # A request this plain is refused only by a server that has no usable list
+            # (LiteLLM without a default model answers 400 "LLM Provider NOT provided").
+            if error.status_code not in LIST_UNAVAILABLE:
+                raise
+            self.profile.list_unavailable = True
+            self.deviations.note(Deviation.NO_LIST, f"HTTP {error.status_code}: {error.message}")
+            raise ListUnavailableError(
+                f"{self.base_url} cannot list its videos (HTTP {error.status_code})"
+            ) from None
 
     def _model(self, model: type[ModelT]) -> OnSuccess[ModelT]:
         cap = self._settings.max_json_bytes
@@ -441,6 +512,7 @@ class VideosClient:
                     self.stats.requests[operation] += 1
                     sent_at = time.time()
                     response = await self._http.send(request, stream=True)
+                    self._observe(response)
                     try:
                         if response.is_success:
                             try:
@@ -448,7 +520,13 @@ class VideosClient:
                             except (ContractViolationError, ResponseTooLargeError) as error:
                                 self.stats.malformed += 1
                                 if post is not None:
-                                    raise self._unknown(operation, post, sent_at, error) from None
+                                    raise self._unknown(
+                                        operation,
+                                        post,
+                                        sent_at,
+                                        error,
+                                        job_id=getattr(error, "job_id", None),
+                                    ) from None
                                 if isinstance(error, ResponseTooLargeError):
                                     raise
                                 malformed = error
@@ -478,6 +556,13 @@ class VideosClient:
             self.stats.retries += 1
             await asyncio.sleep(delay)
 
+    def _observe(self, response: httpx.Response) -> None:
+        self.profile.answered = True
+        gateway = gateway_of(response.headers)
+        if gateway is not None and self.profile.gateway is None:
+            self.profile.gateway = gateway
+            self.deviations.note(Deviation.GATEWAY, gateway.value)
+
     def _status_failure(
         self,
         response: httpx.Response,
@@ -506,7 +591,13 @@ class VideosClient:
         return error
 
     def _unknown(
-        self, operation: str, post: _PostContext, sent_at: float, cause: BaseException
+        self,
+        operation: str,
+        post: _PostContext,
+        sent_at: float,
+        cause: BaseException,
+        *,
+        job_id: str | None = None,
     ) -> OutcomeUnknownError:
         self.stats.outcome_unknown += 1
         return OutcomeUnknownError(
@@ -515,6 +606,7 @@ class VideosClient:
             prompt=post.prompt,
             sent_at=sent_at,
             cause=cause,
+            job_id=job_id,
         )
 
 
@@ -543,6 +635,11 @@ def _checked_id(value: object, *, kind: str = "video id") -> str:
         raise InvalidVideoIdError(problem)
     assert isinstance(value, str)
     return value
+
+
+def _path_id(video_id: str) -> str:
+    """An already checked id as one path segment: a gateway's `=` padding is escaped."""
+    return quote(video_id, safe="")
 
 
 def _checked_prompt(prompt: object) -> str:

@@ -55,7 +55,10 @@ class Deviation(StrEnum):
     FREE_FORM_SIZE = "free_form_size"
     FREE_FORM_SECONDS = "free_form_seconds"
     LIST_WITHOUT_CURSORS = "list_without_cursors"
+    LIST_IGNORES_CURSOR = "list_ignores_cursor"
     NO_LIST = "no_list"
+    GATEWAY = "gateway"
+    MEDIA_VARIANT_IGNORED = "media_variant_ignored"
 
 
 _EXPLANATIONS: dict[Deviation, str] = {
@@ -67,7 +70,14 @@ _EXPLANATIONS: dict[Deviation, str] = {
     Deviation.FREE_FORM_SECONDS: "a seconds value outside the documented values (kept as text)",
     Deviation.LIST_WITHOUT_CURSORS: "a video list without has_more/first_id/last_id "
     "(read as one page; unseen jobs are retrieved one by one)",
-    Deviation.NO_LIST: "no GET /videos (jobs are polled one by one)",
+    Deviation.LIST_IGNORES_CURSOR: "a video list that ignores 'after' (only its first page "
+    "is read; unseen jobs are retrieved one by one)",
+    Deviation.NO_LIST: "no usable GET /videos (jobs are polled one by one, and a job whose "
+    "creation answer was lost cannot be found by listing)",
+    Deviation.GATEWAY: "a gateway in front of the server (its ids are read through its "
+    "encoding; remix bodies carry the experiment's model for it to route by)",
+    Deviation.MEDIA_VARIANT_IGNORED: "content requests that ignore 'variant' (thumbnails and "
+    "spritesheets are derived from the MP4 here and marked derived in the lineage)",
 }
 
 

@@ -134,6 +134,14 @@ class CapabilityError(VideosAPIError):
     """The server lacks an operation the pipeline needs; found out before any paid call."""
 
 
+class ListUnavailableError(CapabilityError):
+    """The server cannot list its videos (no route, or a gateway that cannot route a list).
+
+    Jobs are then followed one by one, and a job whose creation answer was lost cannot be
+    found: the unknown-outcome policy decides, once the listing grace has passed.
+    """
+
+
 class ContractViolationError(VideosAPIError):
     """The server's response deviates from the Videos API contract."""
 
@@ -171,6 +179,8 @@ class OutcomeUnknownError(VideosAPIError):
 
     Whoever owns exactly-once (the ledger) must look for the job with `GET /videos`, matching
     source_video_id and prompt among jobs created after sent_at, before submitting again.
+    `job_id` is set when the answer broke the contract but still named the job it created:
+    that job is then known, and is recorded rather than looked for.
     """
 
     def __init__(
@@ -181,7 +191,9 @@ class OutcomeUnknownError(VideosAPIError):
         prompt: str,
         sent_at: float,
         cause: BaseException,
+        job_id: str | None = None,
     ) -> None:
+        self.job_id = job_id
         self.operation = operation
         self.source_video_id = source_video_id
         self.prompt = prompt

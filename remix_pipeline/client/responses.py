@@ -61,7 +61,12 @@ def parse_model(
 
 
 def status_error(response: httpx.Response, body: bytes) -> APIStatusError:
-    """The typed error for an error response, reading the OpenAI envelope when present."""
+    """The typed error for an error response, reading the OpenAI envelope when present.
+
+    A gateway may wrap its upstream's envelope inside its own message (LiteLLM sends
+    `"message": "litellm.NotFoundError: OpenAIException - {\"error\": {...}}"` with `param`
+    null and `code` set to the HTTP status); the upstream's own fields are then the ones read.
+    """
     detail: dict[str, object] = {}
     try:
         data = json.loads(body)
@@ -71,7 +76,10 @@ def status_error(response: httpx.Response, body: bytes) -> APIStatusError:
         inner = data.get("error", data)
         if isinstance(inner, dict):
             detail = inner
-    message = _text(detail.get("message"))
+    wrapped = _wrapped_envelope(detail.get("message"))
+    if wrapped is not None:
+        detail = {**wrapped, "type": wrapped.get("type") or detail.get("type")}
+    message = _text(detail.get("message")) or _text(detail.get("detail"))
     if message is None:
         raw = body.decode("utf-8", errors="replace").strip()
         message = raw[:_MESSAGE_MAX_CHARS] or response.reason_phrase or "no message"
@@ -83,6 +91,21 @@ def status_error(response: httpx.Response, body: bytes) -> APIStatusError:
         param=_text(detail.get("param")),
         request_id=response.headers.get("x-request-id"),
     )
+
+
+def _wrapped_envelope(message: object) -> dict[str, object] | None:
+    """The `{"error": {...}}` object inside a gateway's message, if there is one."""
+    if not isinstance(message, str):
+        return None
+    start = message.find('{"error"')
+    if start < 0:
+        return None
+    try:
+        data, _ = json.JSONDecoder().raw_decode(message, start)
+    except json.JSONDecodeError:
+        return None
+    inner = data.get("error") if isinstance(data, dict) else None
+    return inner if isinstance(inner, dict) and "message" in inner else None
 
 
 def _text(value: object) -> str | None:

@@ -3,8 +3,9 @@
 Only requests that cannot start a second paid job are repeated: reads and deletes on any
 transient failure, and any request the server clearly refused (408, 409, 429) or that never
 left the machine (connect errors). Waits are exponential with full jitter unless the server
-names a delay (`retry-after-ms`, then `retry-after` in seconds or as an HTTP date); a wait
-that would overrun the request's time budget ends the retries at once.
+names a delay (`retry-after-ms`, then `retry-after` in seconds or as an HTTP date, or the
+same headers as a gateway renames them, `llm_provider-retry-after(-ms)`); a wait that would
+overrun the request's time budget ends the retries at once.
 """
 
 from __future__ import annotations
@@ -43,11 +44,23 @@ def transport_error_is_retryable(error: httpx.RequestError, *, safe_to_repeat: b
     return safe_to_repeat or isinstance(error, NOT_SENT_ERRORS)
 
 
+# A gateway passes its upstream's headers on renamed (LiteLLM with num_retries 0).
+_GATEWAY_PREFIX = "llm_provider-"
+
+
 def server_delay(
     headers: Mapping[str, str], *, now: Callable[[], float] = time.time
 ) -> float | None:
     """The wait a server asked for, in seconds, or None if it named none usable."""
-    raw_ms = headers.get("retry-after-ms")
+    for prefix in ("", _GATEWAY_PREFIX):
+        delay = _named_delay(headers, prefix, now)
+        if delay is not None:
+            return delay
+    return None
+
+
+def _named_delay(headers: Mapping[str, str], prefix: str, now: Callable[[], float]) -> float | None:
+    raw_ms = headers.get(f"{prefix}retry-after-ms")
     if raw_ms is not None:
         try:
             delay = float(raw_ms) / 1000.0
@@ -55,7 +68,7 @@ def server_delay(
             delay = None
         if delay is not None and delay >= 0 and delay == delay:
             return delay
-    raw = headers.get("retry-after")
+    raw = headers.get(f"{prefix}retry-after")
     if raw is None:
         return None
     try:

@@ -38,6 +38,12 @@ class ClientSettings(BaseModel):
     backoff_max_seconds: float = Field(default=8.0, gt=0)
     timeout_seconds: float = Field(default=60.0, gt=0)
     connect_timeout_seconds: float = Field(default=10.0, gt=0)
+    gateway_model: str = Field(
+        default="sora-2",
+        min_length=1,
+        description="Model named in remix, edit and extension bodies sent through a gateway "
+        "that routes by it (LiteLLM's model_name); never sent to a server without a gateway.",
+    )
     list_page_size: int = Field(default=100, ge=1, le=100)
     max_json_bytes: int = Field(
         default=DEFAULT_MAX_JSON_BYTES, ge=1, description="Larger JSON bodies are refused."

@@ -19,6 +19,7 @@ from remix_pipeline.client import (
     ClientSettings,
     ConnectionFailedError,
     ContractViolationError,
+    Deviation,
     InvalidArgumentError,
     InvalidVideoIdError,
     NotFoundError,
@@ -341,18 +342,22 @@ async def test_list_follows_every_page() -> None:
     assert len(recorder.requests) == 3
 
 
-async def test_list_that_loops_on_the_same_cursor_is_a_contract_violation() -> None:
+async def test_list_that_answers_the_same_page_again_is_read_once_as_ignoring_its_cursor() -> None:
+    """A gateway that drops the query (LiteLLM) answers every `after` with the first page:
+    the videos are yielded once, and the client remembers that this list cannot page."""
     page = {
         "object": "list",
-        "data": [video_json("video_1")],
+        "data": [video_json("video_1"), video_json("video_2")],
         "first_id": "video_1",
-        "last_id": "video_1",
+        "last_id": "video_2",
         "has_more": True,
     }
     recorder = answers(httpx.Response(200, json=page))
     async with fake_client(recorder) as client:
-        with pytest.raises(ContractViolationError, match="last_id"):
-            _ = [video async for video in client.list()]
+        seen = [video.id async for video in client.list()]
+        assert client.profile.list_ignores_cursor
+        assert Deviation.LIST_IGNORES_CURSOR in client.deviations.seen
+    assert seen == ["video_1", "video_2"]
     assert len(recorder.requests) == 2
 
 
