@@ -527,11 +527,19 @@ def _validate_rows(raw: _Raw) -> tuple[tuple[VariantRequest, ...], list[RowProbl
         },
         dtype=object,
     )
-    keep["prompt_sha256"] = [hashlib.sha256(p.encode()).hexdigest() for p in keep[PROMPT]]
-    keep["key_hash"] = [
-        hashlib.sha256(f"{s}\0{p}".encode()).hexdigest()[:KEY_HASH_CHARS]
-        for s, p in zip(keep[SOURCE], keep[PROMPT], strict=True)
-    ]
+    # Text dtype even when no row is valid: pandas types an empty list as float, and the
+    # `.str` below then raised AttributeError for a table whose every row is bad (issue 13).
+    keep["prompt_sha256"] = pd.Series(
+        [hashlib.sha256(p.encode()).hexdigest() for p in keep[PROMPT]], index=keep.index, dtype=str
+    )
+    keep["key_hash"] = pd.Series(
+        [
+            hashlib.sha256(f"{s}\0{p}".encode()).hexdigest()[:KEY_HASH_CHARS]
+            for s, p in zip(keep[SOURCE], keep[PROMPT], strict=True)
+        ],
+        index=keep.index,
+        dtype=str,
+    )
     defaults = keep[VARIANT].isna()
     keep.loc[defaults, VARIANT] = "v-" + keep.loc[defaults, "prompt_sha256"].str[:10]
     _flag_duplicate_labels(found, keep)
