@@ -610,8 +610,15 @@ def _replicate_text(value: object) -> str | None:
 
 def _label(found: _Problems, values: pd.Series, name: str, typed: bool) -> pd.Series:
     if typed:
-        values = values.map(
-            lambda v: str(v) if isinstance(v, int | np.integer) and not isinstance(v, bool) else v
+        # Not `Series.map`: it re-infers the dtype, and pandas 3 turns ["calm", None] into a
+        # string column holding NaN, which `_text_column` then rejects as "got a number".
+        values = pd.Series(
+            [
+                str(v) if isinstance(v, int | np.integer) and not isinstance(v, bool) else v
+                for v in values
+            ],
+            index=values.index,
+            dtype=object,
         )
     text = _text_column(found, values, name, typed)
     stripped = text.str.strip()

@@ -189,6 +189,37 @@ def test_a_table_whose_only_row_has_a_bad_typed_cell_names_that_row(
     assert table.requests == ()
 
 
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+def test_missing_labels_next_to_text_labels_are_defaults_not_wrong_types(
+    tmp_path: Path, suffix: str
+) -> None:
+    rows: list[dict[str, object]] = [
+        {
+            "source_video_id": "video_src_city",
+            "prompt": "Rain",
+            "variant": "wet",
+            "experiment": None,
+        },
+        {"source_video_id": "video_src_city", "prompt": "Snow", "variant": None, "experiment": "x"},
+    ]
+    table = read_request_table(write_rows(tmp_path / f"t{suffix}", rows))
+    assert table.problems == ()
+    assert [(r.variant[:2], r.experiment) for r in table.requests] == [
+        ("we", "default"),
+        ("v-", "x"),
+    ]
+
+
+def test_a_missing_label_next_to_a_wrongly_typed_one_is_not_a_problem(tmp_path: Path) -> None:
+    rows: list[dict[str, object]] = [
+        {"source_video_id": "video_src_city", "prompt": "Rain", "variant": 2.5},
+        {"source_video_id": "video_src_city", "prompt": "Snow", "variant": None},
+    ]
+    table = read_request_table(write_rows(tmp_path / "t.jsonl", rows))
+    assert [(p.row_number, p.column) for p in table.problems] == [(1, "variant")]
+    assert "got a number" in table.problems[0].reason
+
+
 def test_a_prompt_over_the_limit_is_a_row_problem_and_one_at_the_limit_is_not(
     tmp_path: Path,
 ) -> None:
