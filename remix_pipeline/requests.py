@@ -527,11 +527,19 @@ def _validate_rows(raw: _Raw) -> tuple[tuple[VariantRequest, ...], list[RowProbl
         },
         dtype=object,
     )
-    keep["prompt_sha256"] = [hashlib.sha256(p.encode()).hexdigest() for p in keep[PROMPT]]
-    keep["key_hash"] = [
-        hashlib.sha256(f"{s}\0{p}".encode()).hexdigest()[:KEY_HASH_CHARS]
-        for s, p in zip(keep[SOURCE], keep[PROMPT], strict=True)
-    ]
+    # Text dtype even when no row is valid: pandas types an empty list as float, and the
+    # `.str` below then raised AttributeError for a table whose every row is bad (issue 13).
+    keep["prompt_sha256"] = pd.Series(
+        [hashlib.sha256(p.encode()).hexdigest() for p in keep[PROMPT]], index=keep.index, dtype=str
+    )
+    keep["key_hash"] = pd.Series(
+        [
+            hashlib.sha256(f"{s}\0{p}".encode()).hexdigest()[:KEY_HASH_CHARS]
+            for s, p in zip(keep[SOURCE], keep[PROMPT], strict=True)
+        ],
+        index=keep.index,
+        dtype=str,
+    )
     defaults = keep[VARIANT].isna()
     keep.loc[defaults, VARIANT] = "v-" + keep.loc[defaults, "prompt_sha256"].str[:10]
     _flag_duplicate_labels(found, keep)
@@ -602,8 +610,15 @@ def _replicate_text(value: object) -> str | None:
 
 def _label(found: _Problems, values: pd.Series, name: str, typed: bool) -> pd.Series:
     if typed:
-        values = values.map(
-            lambda v: str(v) if isinstance(v, int | np.integer) and not isinstance(v, bool) else v
+        # Not `Series.map`: it re-infers the dtype, and pandas 3 turns ["calm", None] into a
+        # string column holding NaN, which `_text_column` then rejects as "got a number".
+        values = pd.Series(
+            [
+                str(v) if isinstance(v, int | np.integer) and not isinstance(v, bool) else v
+                for v in values
+            ],
+            index=values.index,
+            dtype=object,
         )
     text = _text_column(found, values, name, typed)
     stripped = text.str.strip()

@@ -62,6 +62,10 @@ CASES: dict[str, tuple[list[tuple[int | None, str | None]], list[int]]] = {
     "json_wrong_types.jsonl": ([(2, "prompt")], [1, 3]),
     "source_variant_chain.csv": ([(2, "source_variant")], [1, 3]),
     "wrong_types.parquet": ([(None, "prompt")], []),
+    "all_rows_invalid.csv": (
+        [(1, "replicates"), (2, "source_video_id"), (3, "source_video_id"), (4, "prompt")],
+        [],
+    ),
     "bom.csv": ([], [1, 2]),
     "crlf.csv": ([], [1, 2]),
     "unknown_columns.csv": ([], [1, 2]),
@@ -127,6 +131,93 @@ def test_a_directory_is_unreadable(tmp_path: Path) -> None:
 def test_a_missing_file_is_unreadable(tmp_path: Path) -> None:
     with pytest.raises(TableUnreadableError, match="no such file"):
         read_request_table(tmp_path / "absent.csv")
+
+
+def write_rows(path: Path, rows: list[dict[str, object]]) -> Path:
+    """Write `rows` as CSV (every cell as text), JSON Lines or Parquet, by `path`'s suffix."""
+    if path.suffix == ".csv":
+        with path.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    elif path.suffix == ".jsonl":
+        path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    else:
+        pq.write_table(pa.Table.from_pylist(rows), path)
+    return path
+
+
+# A table whose only row is invalid: (cells over a valid row, the column named). Validation
+# of an all-invalid table used to crash on the empty set of good rows (issue 13).
+ONLY_ROW_INVALID: dict[str, tuple[dict[str, object], str]] = {
+    "replicates_fraction": ({"replicates": "2.5"}, "replicates"),
+    "replicates_zero": ({"replicates": "0"}, "replicates"),
+    "source_dotdot": ({"source_video_id": "video..src"}, "source_video_id"),
+    "source_newline": ({"source_video_id": "video_src\ncity"}, "source_video_id"),
+    "prompt_40000_chars": ({"prompt": "x" * 40_000}, "prompt"),
+    "prompt_empty": ({"prompt": ""}, "prompt"),
+    "variant_too_long": ({"variant": "v" * 201}, "variant"),
+    "source_variant_dangling": ({"variant": "b", "source_variant": "a"}, "source_variant"),
+}
+TYPED_ONLY_ROW_INVALID: dict[str, tuple[dict[str, object], str]] = {
+    "replicates_float_fraction": ({"replicates": 2.5}, "replicates"),
+    "replicates_int_zero": ({"replicates": 0}, "replicates"),
+}
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
+@pytest.mark.parametrize("case", sorted(ONLY_ROW_INVALID))
+def test_a_table_whose_only_row_is_invalid_names_that_row(
+    tmp_path: Path, case: str, suffix: str
+) -> None:
+    cells, column = ONLY_ROW_INVALID[case]
+    row = {"source_video_id": "video_src_city", "prompt": "Rain", **cells}
+    table = read_request_table(write_rows(tmp_path / f"t{suffix}", [row]))
+    assert [(p.row_number, p.column) for p in table.problems] == [(1, column)]
+    assert table.requests == ()
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+@pytest.mark.parametrize("case", sorted(TYPED_ONLY_ROW_INVALID))
+def test_a_table_whose_only_row_has_a_bad_typed_cell_names_that_row(
+    tmp_path: Path, case: str, suffix: str
+) -> None:
+    cells, column = TYPED_ONLY_ROW_INVALID[case]
+    row = {"source_video_id": "video_src_city", "prompt": "Rain", **cells}
+    table = read_request_table(write_rows(tmp_path / f"t{suffix}", [row]))
+    assert [(p.row_number, p.column) for p in table.problems] == [(1, column)]
+    assert table.requests == ()
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+def test_missing_labels_next_to_text_labels_are_defaults_not_wrong_types(
+    tmp_path: Path, suffix: str
+) -> None:
+    rows: list[dict[str, object]] = [
+        {
+            "source_video_id": "video_src_city",
+            "prompt": "Rain",
+            "variant": "wet",
+            "experiment": None,
+        },
+        {"source_video_id": "video_src_city", "prompt": "Snow", "variant": None, "experiment": "x"},
+    ]
+    table = read_request_table(write_rows(tmp_path / f"t{suffix}", rows))
+    assert table.problems == ()
+    assert [(r.variant[:2], r.experiment) for r in table.requests] == [
+        ("we", "default"),
+        ("v-", "x"),
+    ]
+
+
+def test_a_missing_label_next_to_a_wrongly_typed_one_is_not_a_problem(tmp_path: Path) -> None:
+    rows: list[dict[str, object]] = [
+        {"source_video_id": "video_src_city", "prompt": "Rain", "variant": 2.5},
+        {"source_video_id": "video_src_city", "prompt": "Snow", "variant": None},
+    ]
+    table = read_request_table(write_rows(tmp_path / "t.jsonl", rows))
+    assert [(p.row_number, p.column) for p in table.problems] == [(1, "variant")]
+    assert "got a number" in table.problems[0].reason
 
 
 def test_a_prompt_over_the_limit_is_a_row_problem_and_one_at_the_limit_is_not(
