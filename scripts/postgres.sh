@@ -5,13 +5,16 @@
 # Idempotent: when the cluster under the data directory is already running, it only prints
 # the URL. Runs the server as the `postgres` user when started as root (PostgreSQL refuses
 # to run as root). Settings (environment):
-#   REMIX_PIPELINE_PG_DIR   cluster directory (default: .remix-pipeline/postgres in the repo)
+#   REMIX_PIPELINE_PG_DIR   cluster directory (default: .remix-pipeline/postgres in the repo;
+#                           as root, when `postgres` cannot enter the repo, for instance a
+#                           clone below a 0700 temporary or home directory:
+#                           /var/tmp/remix-pipeline-postgres-<hash of the repo path>)
 #   REMIX_PIPELINE_PG_PORT  loopback port (default: 55432)
 # Usage: URL=$(bash scripts/postgres.sh)          stop: bash scripts/postgres.sh stop
 set -euo pipefail
 cd "$(dirname "$0")/.."
+REPO="$(pwd -P)"
 
-PG_DIR="${REMIX_PIPELINE_PG_DIR:-$PWD/.remix-pipeline/postgres}"
 PG_PORT="${REMIX_PIPELINE_PG_PORT:-55432}"
 PG_DB="remix_test"
 PG_USER="remix"
@@ -59,19 +62,57 @@ if [ -z "$BINDIR" ]; then
     BINDIR="$(find_bindir)"
 fi
 
-# As root, the cluster belongs to `postgres`; otherwise to the calling user.
+# As root, the cluster belongs to `postgres`; otherwise to the calling user. The command
+# runs from / because runuser and su keep the working directory, which `postgres` may not
+# be allowed to enter (initdb then fails, psql warns); every path given to it is absolute.
 as_owner() {
     if [ "$(id -u)" -eq 0 ]; then
         if command -v runuser >/dev/null 2>&1; then
-            runuser -u postgres -- "$@"
+            (cd / && exec runuser -u postgres -- "$@")
         else
-            su postgres -s /bin/sh -c "$(printf '%q ' "$@")"
+            (cd / && exec su postgres -s /bin/sh -c "$(printf '%q ' "$@")")
         fi
     else
         "$@"
     fi
 }
 
+# Whether the cluster's owner can enter DIR, or else its nearest existing ancestor.
+owner_can_enter() {
+    local dir="$1"
+    while [ ! -e "$dir" ]; do
+        dir="$(dirname "$dir")"
+    done
+    as_owner test -x "$dir"
+}
+
+# The cluster directory. The default lies in the repo, which the script makes traversable
+# for `postgres` up from .remix-pipeline; above the repo it changes nothing, so when
+# `postgres` cannot get there the cluster moves to a directory named after the repo path
+# (the same one on every call, so `stop` finds what the start made).
+if [ -n "${REMIX_PIPELINE_PG_DIR:-}" ]; then
+    case "$REMIX_PIPELINE_PG_DIR" in
+    /*) PG_DIR="$REMIX_PIPELINE_PG_DIR" ;;
+    *) PG_DIR="$REPO/$REMIX_PIPELINE_PG_DIR" ;;
+    esac
+else
+    PG_DIR="$REPO/.remix-pipeline/postgres"
+    if [ "$(id -u)" -eq 0 ] && ! owner_can_enter "$REPO"; then
+        repo_hash="$(printf '%s' "$REPO" | sha256sum | cut -c1-16)"
+        PG_DIR=""
+        for base in /var/tmp /tmp; do
+            if [ -d "$base" ] && owner_can_enter "$base"; then
+                PG_DIR="$base/remix-pipeline-postgres-$repo_hash"
+                PG_DIR_SHARED=1
+                break
+            fi
+        done
+        if [ -z "$PG_DIR" ]; then
+            log "user postgres cannot enter $REPO, /var/tmp or /tmp: set REMIX_PIPELINE_PG_DIR to a directory it can reach"
+            exit 1
+        fi
+    fi
+fi
 DATA="$PG_DIR/data"
 SOCKETS="$PG_DIR/run"
 
@@ -82,14 +123,34 @@ if [ "${1:-}" = "stop" ]; then
     exit 0
 fi
 
-if [ ! -f "$DATA/PG_VERSION" ]; then
-    mkdir -p "$PG_DIR"
-    if [ "$(id -u)" -eq 0 ]; then
-        chown postgres "$PG_DIR"
-        # The owner must be able to reach the directory through its parents.
-        chmod o+x "$(dirname "$PG_DIR")" 2>/dev/null || true
+if [ "$(id -u)" -eq 0 ] && [ -n "${PG_DIR_SHARED:-}" ]; then
+    # A world-writable parent: use the name only if nobody else took it first.
+    mkdir -m 700 "$PG_DIR" 2>/dev/null || true
+    if [ -L "$PG_DIR" ] || [ ! -d "$PG_DIR" ] ||
+        ! [[ "$(stat -c %U "$PG_DIR")" =~ ^(root|postgres)$ ]]; then
+        log "$PG_DIR is not a directory of root or postgres: remove it or set REMIX_PIPELINE_PG_DIR"
+        exit 1
     fi
-    pwfile="$(mktemp)"
+    chmod 700 "$PG_DIR"
+    chown postgres "$PG_DIR"
+    # Says whose cluster this is, for whoever finds it left behind.
+    printf '%s\n' "$REPO" >"$PG_DIR/repo"
+elif [ "$(id -u)" -eq 0 ]; then
+    mkdir -p "$PG_DIR"
+    chown postgres "$PG_DIR"
+    # The owner must be able to reach the directory through its parents.
+    chmod o+x "$(dirname "$PG_DIR")" 2>/dev/null || true
+    if ! owner_can_enter "$PG_DIR"; then
+        log "user postgres cannot enter $PG_DIR: set REMIX_PIPELINE_PG_DIR to a directory it can reach"
+        exit 1
+    fi
+else
+    mkdir -p "$PG_DIR"
+fi
+
+if [ ! -f "$DATA/PG_VERSION" ]; then
+    # In the cluster directory, where its owner can read it (a private TMPDIR may not be).
+    pwfile="$PG_DIR/pwfile"
     echo "$PG_PASSWORD" >"$pwfile"
     chmod 644 "$pwfile"
     as_owner "$BINDIR/initdb" -D "$DATA" -U "$PG_USER" --pwfile="$pwfile" \

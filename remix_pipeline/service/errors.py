@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Match, Route
 
 INVALID_REQUEST = "invalid_request_error"
 SERVER_ERROR = "server_error"
@@ -82,5 +83,19 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
         return error_response(404, message, code="unknown_url")
     if exc.status_code == 405:
         message = f"Method {request.method} is not allowed for {request.url.path}."
-        return error_response(405, message, code="method_not_allowed", headers=exc.headers)
+        headers = {**(exc.headers or {}), **_allow(request)}
+        return error_response(405, message, code="method_not_allowed", headers=headers)
     return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
+
+
+def _allow(request: Request) -> dict[str, str]:
+    """`Allow` with every method served on the request's path. Starlette's own names only the
+    methods of the first route whose path matched, but `GET` and `POST /v1/videos` are two
+    routes, and so are `GET` and `DELETE /v1/videos/{video_id}`."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods:
+            match, _ = route.matches(request.scope)
+            if match is not Match.NONE:
+                methods |= route.methods
+    return {"Allow": ", ".join(sorted(methods))} if methods else {}

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import itertools
 import json
-import os
 import shutil
 import subprocess
 import time
@@ -18,6 +17,8 @@ from typing import Any
 import httpx
 import pytest
 from websockets.sync.client import ClientConnection, connect
+
+from ..needs import missing
 
 CHROMIUM_FLAGS = (
     "--headless",
@@ -122,8 +123,6 @@ def chromium_page(profile: Path) -> Iterator[Browser]:
 @pytest.fixture
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
     if chromium_path() is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI is set but chromium is missing: scripts/install-browser.sh must run")
-        pytest.skip("chromium is not installed; run scripts/install-browser.sh (CI always does)")
+        missing("chromium is not installed: scripts/install-browser.sh installs it")
     with chromium_page(tmp_path_factory.mktemp("chromium-profile")) as page:
         yield page

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from remix_pipeline.contract import ContentVariant, Video
-from remix_pipeline.service import create_app
+from remix_pipeline.service import create_app, media
 from remix_pipeline.service.app import DEFAULT_LIST_LIMIT
 
 from .conftest import FakeClock
@@ -263,7 +263,6 @@ async def test_unknown_variant_is_a_400(app_client: Client) -> None:
 async def test_content_is_the_rendered_media_with_its_content_type(
     app_client: Client, clock: FakeClock, tmp_path: Path, variant: ContentVariant
 ) -> None:
-    media = pytest.importorskip("remix_pipeline.service.media")
     video = await _completed(app_client, clock, size="1280x720")
     response = await app_client.get(
         f"/v1/videos/{video['id']}/content", params={"variant": variant.value}
@@ -289,7 +288,6 @@ async def test_content_is_the_rendered_media_with_its_content_type(
 async def test_concurrent_first_downloads_agree_and_leave_no_lock_behind(
     app_client: Client, clock: FakeClock
 ) -> None:
-    pytest.importorskip("remix_pipeline.service.media")
     video = await _completed(app_client, clock)
     url = f"/v1/videos/{video['id']}/content"
     responses = await asyncio.gather(*(app_client.get(url) for _ in range(4)))
