@@ -17,13 +17,17 @@ when the first is needed). Each yields a `Gateway`:
   to 20% of its creates and remixes (`serve --drop-rate 0.2 --fault-seed 2`).
 - `gateway_rate_limited`: `num_retries: 0` in front of an upstream admitting one request per
   minute (`serve --rpm-limit 1`): after the first request, it answers 429 for a minute.
-- `gateway_factory(GatewayConfig(...))`: any other configuration (say
-  `GatewayConfig(completion_model="sora-2", num_retries=0)`), started on first use and
-  kept for the session.
+- `gateway_completion_model`: the only config found that serves list and raw ids:
+  `general_settings.completion_model: sora-2` (forces every request's model to sora-2) and
+  `router_settings.num_retries: 0` (no repeated paid POSTs).
+- `gateway_factory(GatewayConfig(...))`: any other configuration, started on first use and
+  kept for the session (add a named fixture and a `NAMED` entry to have it start in
+  parallel with the others).
 
-`gateway` and `gateway_no_retries` share one upstream, as do any configurations with the
-same upstream options; tests must therefore not count the upstream's jobs globally: give
-each request a unique prompt and count rows with it (`Gateway.upstream_videos`).
+`gateway`, `gateway_no_retries` and `gateway_completion_model` share one upstream, as do any
+configurations with the same upstream options; tests must therefore not count the
+upstream's jobs globally: give each request a unique prompt and count rows with it
+(`Gateway.upstream_videos`).
 
 A `Gateway` has:
 - `base_url` (the proxy's, ending in /v1), `master_key`, `headers` (its bearer header),
@@ -82,11 +86,13 @@ PLAIN = GatewayConfig()
 NO_RETRIES = GatewayConfig(num_retries=0)
 DROPPING = GatewayConfig(upstream_options=("--drop-rate", "0.2", "--fault-seed", "2"))
 RATE_LIMITED = GatewayConfig(upstream_options=("--rpm-limit", "1"), num_retries=0)
+COMPLETION_MODEL = GatewayConfig(num_retries=0, completion_model="sora-2")
 NAMED = {
     "gateway": PLAIN,
     "gateway_no_retries": NO_RETRIES,
     "gateway_dropping": DROPPING,
     "gateway_rate_limited": RATE_LIMITED,
+    "gateway_completion_model": COMPLETION_MODEL,
 }
 
 
@@ -282,3 +288,9 @@ def gateway_dropping(gateway_pool: GatewayPool) -> Gateway:
 def gateway_rate_limited(gateway_pool: GatewayPool) -> Gateway:
     """`num_retries: 0` before an upstream admitting one request a minute."""
     return gateway_pool.get(RATE_LIMITED)
+
+
+@pytest.fixture(scope="session")
+def gateway_completion_model(gateway_pool: GatewayPool) -> Gateway:
+    """`completion_model: sora-2` and `num_retries: 0`: list and raw ids served."""
+    return gateway_pool.get(COMPLETION_MODEL)

@@ -486,16 +486,82 @@ def test_a_create_whose_answer_was_lost_is_retried_and_makes_a_second_job(
     """Default router settings: the upstream cuts off ~20% of its create answers (seeded),
     LiteLLM sends the create again, and the client sees one job while two were made."""
     with gateway_dropping.client() as client:
-        for _ in range(12):
+        for _ in range(20):
             text = prompt("dropped")
             answer = client.post("/videos", json={"model": "sora-2", "prompt": text})
             rows = gateway_dropping.upstream_videos("prompt = ?", text)
-            if len(rows) > 1:
+            if answer.status_code == 200 and len(rows) > 1:
                 break
     assert answer.status_code == 200, answer.text
     assert int(answer.headers["x-litellm-attempted-retries"]) >= 1
     assert len(rows) >= 2
     assert decode_video_id(answer.json()["id"])["video_id"] == rows[-1]["id"]
+
+
+# `general_settings.completion_model` (with `num_retries: 0`)
+
+
+def test_completion_model_serves_a_list_that_ignores_its_query(gateway_completion_model: Gateway):
+    with gateway_completion_model.client() as client:
+        create(client)
+        first = client.get("/videos", params={"limit": 2, "order": "asc"})
+        again = client.get("/videos", params={"after": first.json()["last_id"]})
+    assert first.status_code == 200
+    page = first.json()
+    assert len(page["data"]) > 2
+    assert [v["id"] for v in again.json()["data"]] == [v["id"] for v in page["data"]]
+    created = [v["created_at"] for v in page["data"]]
+    assert created == sorted(created, reverse=True)
+    for video in page["data"]:
+        # The list's ids name no deployment, so they differ from create's and retrieve's.
+        fields = decode_video_id(video["id"])
+        assert list(fields) == ["custom_llm_provider", "model_id", "video_id"]
+        assert ENCODED_ID.match(video["id"])
+        assert "prompt" in video
+        assert "usage" not in video
+    assert any(v["id"].endswith("=") for v in page["data"])
+    assert decode_video_id(page["last_id"])["video_id"] == fields["video_id"]
+
+
+def test_completion_model_answers_a_raw_retrieve_with_another_id(
+    gateway_completion_model: Gateway,
+):
+    with gateway_completion_model.client() as client:
+        answer = client.get(f"/videos/{RAW_SOURCE}")
+    assert answer.status_code == 200
+    video_id = answer.json()["id"]
+    fields = decode_video_id(video_id)
+    # model_id is the deployment's hash here, not the group's name.
+    assert fields["model_id"] == fields["deployment_id"]
+    assert DEPLOYMENT_ID.match(fields["model_id"])
+    assert fields["video_id"] == RAW_SOURCE
+    assert gateway_completion_model.egress == []
+
+
+def test_completion_model_remixes_a_raw_id_without_a_body_model(
+    gateway_completion_model: Gateway,
+):
+    text = prompt("raw remix, completion_model")
+    with gateway_completion_model.client() as client:
+        answer = client.post(f"/videos/{RAW_SOURCE}/remix", json={"prompt": text})
+    assert answer.status_code == 200, answer.text
+    video = answer.json()
+    assert len(video["id"]) == 322
+    assert video["id"].endswith("==")
+    assert video["remixed_from_video_id"] == RAW_SOURCE
+    (row,) = gateway_completion_model.upstream_videos("prompt = ?", text)
+    assert decode_video_id(video["id"])["video_id"] == row["id"]
+
+
+def test_completion_model_overrides_the_model_of_a_create(gateway_completion_model: Gateway):
+    """Asked for sora-2-pro, the upstream gets sora-2, and the answer still says sora-2-pro."""
+    text = prompt("pro create, completion_model")
+    with gateway_completion_model.client() as client:
+        video = client.post("/videos", json={"model": "sora-2-pro", "prompt": text}).json()
+    (row,) = gateway_completion_model.upstream_videos("prompt = ?", text)
+    assert row["model"] == "sora-2"
+    assert video["model"] == "sora-2-pro"
+    assert decode_video_id(video["id"])["model_id"] == "sora-2"
 
 
 # The config
