@@ -11,9 +11,11 @@ litellm_pid=""
 if [ -z "${REMIX_PIPELINE_LITELLM_PYTHON:-}" ]; then
     litellm_out="$(mktemp)"
     litellm_log="$(mktemp)"
-    trap 'rm -f "$litellm_out" "$litellm_log"' EXIT
-    bash scripts/litellm.sh >"$litellm_out" 2>"$litellm_log" &
+    # In a session of its own, so that leaving early (a failed step below) stops the whole
+    # build rather than orphaning its pip.
+    setsid bash scripts/litellm.sh >"$litellm_out" 2>"$litellm_log" &
     litellm_pid=$!
+    trap 'kill -- "-$litellm_pid" 2>/dev/null || true; rm -f "$litellm_out" "$litellm_log"' EXIT
 fi
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
@@ -39,10 +41,12 @@ elif ! command -v chromium >/dev/null 2>&1; then
 fi
 if [ -n "$litellm_pid" ]; then
     if wait "$litellm_pid"; then
+        trap - EXIT
         REMIX_PIPELINE_LITELLM_PYTHON="$(cat "$litellm_out")"
         export REMIX_PIPELINE_LITELLM_PYTHON
         grep '^litellm.sh: built' "$litellm_log" >&2 || true
     else
+        trap - EXIT
         echo "LiteLLM's venv could not be built; the end of its log:" >&2
         tail -n 30 "$litellm_log" >&2
         if [ -n "${CI:-}" ]; then
