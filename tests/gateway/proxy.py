@@ -7,11 +7,13 @@ directory, starts `litellm --config ...` in a process group of its own and waits
 the config names environment variables (LiteLLM's `os.environ/NAME` syntax) that only the
 proxy's environment holds.
 
-By hand, in the foreground (Ctrl-C stops it):
+By hand, in the foreground (Ctrl-C or SIGTERM stops it and the proxy):
 
     UP_KEY=... MASTER_KEY=... python -m tests.gateway.proxy --python "$(bash scripts/litellm.sh)" \\
         --upstream http://127.0.0.1:8000/v1 --upstream-key-env UP_KEY --master-key-env MASTER_KEY \\
         [--num-retries 0] [--completion-model sora-2] [--port P] --dir D
+
+It prints the base URL (ending in /v1) once the proxy is ready.
 """
 
 from __future__ import annotations
@@ -346,6 +348,10 @@ def main(argv: list[str] | None = None) -> int:
         if not os.environ.get(name):
             parser.error(f"{name} is not set")
     args.dir.mkdir(parents=True, exist_ok=True)
+    # Stop the proxy on Ctrl-C or SIGTERM, even when started in the background (where
+    # SIGINT is ignored): the `finally` below needs an exception to run.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     proxy = ProxyProcess(
         args.dir,
         python=args.python,
