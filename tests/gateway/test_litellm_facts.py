@@ -114,6 +114,29 @@ def test_create_returns_a_242_character_base64_id_naming_the_deployment(gateway:
     assert encode_video_id(fields) == video_id
 
 
+@pytest.mark.parametrize("model", [None, "sora-9"], ids=["no-model", "unknown-model"])
+def test_create_needs_a_configured_group_as_model(gateway: Gateway, model: str | None):
+    """LiteLLM's own 400: `code` the status, plus `provider_specific_fields`."""
+    body = {"prompt": prompt("unrouted create")} | ({"model": model} if model else {})
+    with gateway.client() as client:
+        answer = client.post("/videos", json=body)
+    assert answer.status_code == 400
+    message = (
+        f"/videos: Invalid model name passed in model={model}. "
+        "Call `/v1/models` to view available models for your key."
+    )
+    assert answer.json() == {
+        "error": {
+            "message": message,
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "400",
+            "provider_specific_fields": {"error": message},
+        }
+    }
+    assert gateway.upstream_videos("prompt = ?", body["prompt"]) == []
+
+
 def test_retrieve_of_an_encoded_id_returns_the_same_id(gateway: Gateway):
     with gateway.client() as client:
         video_id = create(client).json()["id"]
@@ -228,8 +251,12 @@ def test_the_upstream_refuses_the_same_probe_with_its_own_envelope(gateway: Gate
         answer = upstream.post(f"/videos/{RAW_SOURCE}/remix", json={})
     assert answer.status_code == 400
     error = error_of(answer)
-    assert error["param"] == "prompt"
-    assert error["code"] != "400"
+    assert error == {
+        "message": "Missing required parameter: 'prompt'.",
+        "type": "invalid_request_error",
+        "param": "prompt",
+        "code": "missing_required_parameter",
+    }
     assert "x-litellm-version" not in answer.headers
 
 
