@@ -40,10 +40,11 @@ A `Gateway` has:
   `api.openai.com`); its proxy variables point at a loopback trap, so nothing leaves;
 - `proxy` (`config_path`, `log_path`, `pid`) and `config`.
 
-From another test package: `from tests.gateway.conftest import Gateway, GatewayConfig` for
-types, and make the fixtures visible with `pytest_plugins` in the top-level conftest or by
-importing them (`from tests.gateway.conftest import gateway, litellm_python, ...`).
-`tests.gateway.proxy` starts a proxy by hand and decodes LiteLLM's video ids.
+Tests using these fixtures are simplest in `tests/gateway/` (types: `from .conftest import
+Gateway, GatewayConfig`). Elsewhere, a `tests/conftest.py` with
+`pytest_plugins = ["tests.gateway.conftest"]` makes them visible to the whole suite.
+`tests.gateway.proxy` starts a proxy by hand (`python -m tests.gateway.proxy --help`) and
+decodes and encodes LiteLLM's video ids (`decode_video_id`, `encode_video_id`).
 """
 
 from __future__ import annotations
