@@ -3,6 +3,20 @@
 # Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The real LiteLLM proxy for the gateway tests lives in a venv of its own (not a dependency);
+# its build (about a minute when cold, instant once built) runs in the background, beside
+# the project's install and PostgreSQL's start. Under CI it must succeed; elsewhere a failed
+# build only makes the gateway tests skip with a reason.
+litellm_pid=""
+if [ -z "${REMIX_PIPELINE_LITELLM_PYTHON:-}" ]; then
+    litellm_out="$(mktemp)"
+    litellm_log="$(mktemp)"
+    # In a session of its own, so that leaving early (a failed step below) stops the whole
+    # build rather than orphaning its pip.
+    setsid bash scripts/litellm.sh >"$litellm_out" 2>"$litellm_log" &
+    litellm_pid=$!
+    trap 'kill -- "-$litellm_pid" 2>/dev/null || true; rm -f "$litellm_out" "$litellm_log"' EXIT
+fi
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[test]'
@@ -24,5 +38,22 @@ if [ -n "${CI:-}" ]; then
     bash scripts/install-browser.sh
 elif ! command -v chromium >/dev/null 2>&1; then
     bash scripts/install-browser.sh || echo "chromium not installed: browser tests will skip" >&2
+fi
+if [ -n "$litellm_pid" ]; then
+    if wait "$litellm_pid"; then
+        trap - EXIT
+        REMIX_PIPELINE_LITELLM_PYTHON="$(cat "$litellm_out")"
+        export REMIX_PIPELINE_LITELLM_PYTHON
+        grep '^litellm.sh: built' "$litellm_log" >&2 || true
+    else
+        trap - EXIT
+        echo "LiteLLM's venv could not be built; the end of its log:" >&2
+        tail -n 30 "$litellm_log" >&2
+        if [ -n "${CI:-}" ]; then
+            exit 1
+        fi
+        echo "LiteLLM not available: the gateway tests will skip" >&2
+    fi
+    rm -f "$litellm_out" "$litellm_log"
 fi
 exec .venv/bin/python -m pytest "$@"
