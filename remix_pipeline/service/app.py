@@ -13,6 +13,13 @@ Choices where the contract is silent:
 - Remix, edit and extension need a `completed` source, inherit its model, size and motion,
   and record it in `remixed_from_video_id` (the one lineage field the Video has). An
   extension's `seconds` is the stitched total, at most 120.
+- An edit may upload its source instead (a `video` file part). `remixed_from_video_id` is
+  then null, as there is no source video; the job keeps the upload's sha256, and `uploads`
+  says which files are accepted and how the edit derives from one. `model` is accepted only
+  with an upload (the guide: "If you upload a new video instead of editing an existing
+  generation, set `model` explicitly"; with `video[id]` the model is the source's). Absent,
+  it is `sora-2`, as for a create: the official SDKs' `edit()` has no `model` argument, so
+  requiring one would refuse every SDK user who does not know to add it by `extra_body`.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -47,7 +54,7 @@ from remix_pipeline.contract import (
     dump_video,
     id_problem,
 )
-from remix_pipeline.service.bodies import read_body
+from remix_pipeline.service.bodies import UploadedFile, read_body
 from remix_pipeline.service.catalogue import load_catalogue, source_jobs
 from remix_pipeline.service.config import ServiceConfig
 from remix_pipeline.service.dialects import Dialect, DialectMiddleware
@@ -69,6 +76,7 @@ from remix_pipeline.service.fields import (
     seconds_field,
     size_field,
     video_reference_field,
+    video_source_field,
 )
 from remix_pipeline.service.gateway import Gateway
 from remix_pipeline.service.lifecycle import Timing, is_expired, status_at, video_at
@@ -82,6 +90,9 @@ from remix_pipeline.service.records import (
 )
 from remix_pipeline.service.stats import ServiceStats
 from remix_pipeline.service.store import JobStore, UnknownCursorError
+
+if TYPE_CHECKING:
+    from remix_pipeline.service.uploads import VideoUpload
 
 DEFAULT_LIST_LIMIT = 20
 MAX_LIST_LIMIT = 100
@@ -142,6 +153,21 @@ class ServiceState:
             remixed_from_video_id=source.id,
             failure=self.faults.outcome(prompt),
             motion_seed=source.motion_seed,
+        )
+
+    def uploaded_edit_job(self, upload: VideoUpload, prompt: str, model: str) -> JobRecord:
+        return JobRecord(
+            id=new_video_id(),
+            kind=JobKind.EDIT,
+            model=model,
+            prompt=prompt,
+            size=upload.size,
+            seconds=upload.seconds,
+            created_at=self.clock(),
+            remixed_from_video_id=None,
+            failure=self.faults.outcome(prompt),
+            motion_seed=upload.motion_seed,
+            upload_sha256=upload.sha256,
         )
 
 
@@ -342,13 +368,35 @@ async def remix_video(request: Request) -> Response:
 async def edit_video(request: Request) -> Response:
     state = _state(request)
     body = await read_body(request)
-    reject_unknown(body, ("video", "prompt"))
-    source_id = video_reference_field(body)
+    reject_unknown(body, ("video", "prompt", "model"))
+    source = video_source_field(body)
     prompt = prompt_field(body)
-    source = await state.completed_source(source_id, "edited", "video[id]")
-    job = state.derived_job(source, JobKind.EDIT, prompt)
+    if isinstance(source, UploadedFile):
+        model = model_field(body, state.allowed, DEFAULT_MODEL)
+        job = state.uploaded_edit_job(await _inspected(source), prompt, model)
+    else:
+        if "model" in body:
+            raise invalid_request(
+                "'model' can only be set when uploading a video to edit; an edit of "
+                "'video[id]' uses the model of that video.",
+                param="model",
+                code="unknown_parameter",
+            )
+        completed = await state.completed_source(source, "edited", "video[id]")
+        job = state.derived_job(completed, JobKind.EDIT, prompt)
     await run_in_threadpool(state.store.insert_video, job)
     return state.video_response(job)
+
+
+async def _inspected(upload: UploadedFile) -> VideoUpload:
+    """The upload checked by PyAV, imported on first use like the renderer (see `_rendered`)."""
+    try:
+        from remix_pipeline.service.uploads import inspect_upload
+    except ImportError:
+        raise ApiError(
+            501, "Reading uploaded videos is not available on this server.", type="server_error"
+        ) from None
+    return await run_in_threadpool(inspect_upload, upload)
 
 
 async def extend_video(request: Request) -> Response:
