@@ -20,6 +20,8 @@ Choices where the contract is silent:
   generation, set `model` explicitly"; with `video[id]` the model is the source's). Absent,
   it is `sora-2`, as for a create: the official SDKs' `edit()` has no `model` argument, so
   requiring one would refuse every SDK user who does not know to add it by `extra_body`.
+- With `sdk_fixtures`, `video_123` and `char_123` exist and `video_123` comes back after a
+  delete (`fixtures`).
 """
 
 from __future__ import annotations
@@ -78,6 +80,11 @@ from remix_pipeline.service.fields import (
     video_reference_field,
     video_source_field,
 )
+from remix_pipeline.service.fixtures import (
+    FIXTURE_VIDEO_ID,
+    fixture_character,
+    fixture_video,
+)
 from remix_pipeline.service.gateway import Gateway
 from remix_pipeline.service.lifecycle import Timing, is_expired, status_at, video_at
 from remix_pipeline.service.records import (
@@ -119,9 +126,14 @@ class ServiceState:
             dump_video(video), headers={"openai-poll-after-ms": str(self.config.poll_after_ms)}
         )
 
+    def is_fixture(self, video_id: str) -> bool:
+        return self.config.sdk_fixtures and video_id == FIXTURE_VIDEO_ID
+
     async def job(self, video_id: str) -> JobRecord:
         problem = id_problem(video_id)
         found = None if problem else await run_in_threadpool(self.store.get_video, video_id)
+        if found is None and self.is_fixture(video_id):
+            found = await run_in_threadpool(self.store.restore_video, fixture_video(self.clock()))
         if found is None:
             raise not_found(f"No video found with id '{video_id[:128]}'.", param="video_id")
         return found
@@ -280,7 +292,8 @@ async def delete_video(request: Request) -> Response:
             code="invalid_video_status",
         )
     deleted = await run_in_threadpool(state.store.delete_video, job.id)
-    if not deleted:
+    # A fixture deleted by a concurrent request is gone all the same (see `fixtures`).
+    if not deleted and not state.is_fixture(job.id):
         raise not_found(f"No video found with id '{job.id}'.", param="video_id")
     shutil.rmtree(_media_dir(state.config, job.id), ignore_errors=True)
     return JSONResponse(DeletedVideo(id=job.id, deleted=True).model_dump(mode="json"))
@@ -476,6 +489,9 @@ def create_app(config: ServiceConfig, *, clock: Callable[[], float] = time.time)
     """An app over `config.db_path`; the store and the seeded sources are ready on return."""
     store = JobStore(config.db_path)
     store.seed_sources(source_jobs(load_catalogue(), clock()))
+    if config.sdk_fixtures:
+        store.restore_video(fixture_video(clock()))
+        store.restore_character(fixture_character(clock()))
     faults = FaultInjector(config.faults)
     stats = ServiceStats()
     dialect = (

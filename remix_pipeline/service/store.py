@@ -136,6 +136,22 @@ class JobStore:
                     inserted += 1
         return inserted
 
+    def restore_video(self, job: JobRecord) -> JobRecord:
+        """Put `job` back if its id is absent (deleted or never there); the stored row wins.
+
+        A restored video is no longer a deleted one, so its cursor is its new row's place.
+        """
+        with self._transaction() as conn:
+            conn.execute(
+                f"INSERT OR IGNORE INTO videos ({_VIDEO_COLUMNS}) VALUES ({_VIDEO_PLACEHOLDERS})",
+                _video_row(job),
+            )
+            conn.execute("DELETE FROM deleted_videos WHERE id = ?", (job.id,))
+            row = conn.execute(
+                f"SELECT {_VIDEO_COLUMNS} FROM videos WHERE id = ?", (job.id,)
+            ).fetchone()
+        return _video_from_row(row)
+
     def get_video(self, video_id: str) -> JobRecord | None:
         row = (
             self._connection()
@@ -188,6 +204,14 @@ class JobStore:
         with self._transaction() as conn:
             conn.execute(
                 "INSERT INTO characters (id, name, created_at) VALUES (?, ?, ?)",
+                (character.id, character.name, character.created_at),
+            )
+
+    def restore_character(self, character: CharacterRecord) -> None:
+        """Insert `character` unless its id is already stored."""
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO characters (id, name, created_at) VALUES (?, ?, ?)",
                 (character.id, character.name, character.created_at),
             )
 
