@@ -13,13 +13,15 @@ Choices where the contract is silent:
 - Remix, edit and extension need a `completed` source, inherit its model, size and motion,
   and record it in `remixed_from_video_id` (the one lineage field the Video has). An
   extension's `seconds` is the stitched total, at most 120.
-- An edit may upload its source instead (a `video` file part). `remixed_from_video_id` is
-  then null, as there is no source video; the job keeps the upload's sha256, and `uploads`
-  says which files are accepted and how the edit derives from one. `model` is accepted only
-  with an upload (the guide: "If you upload a new video instead of editing an existing
-  generation, set `model` explicitly"; with `video[id]` the model is the source's). Absent,
-  it is `sora-2`, as for a create: the official SDKs' `edit()` has no `model` argument, so
-  requiring one would refuse every SDK user who does not know to add it by `extra_body`.
+- An edit or an extension may upload its source instead (a `video` file part, as the spec
+  allows for both). `remixed_from_video_id` is then null, as there is no source video; the
+  job keeps the upload's sha256, and `uploads` says which files are accepted and how the
+  result derives from one (an extension's `seconds` is again the stitched total). `model` is
+  accepted only with an upload (the guide: "If you upload a new video instead of editing an
+  existing generation, set `model` explicitly"; with `video[id]` the model is the source's).
+  Absent, it is `sora-2`, as for a create: the official SDKs' `edit()` and `extend()` have no
+  `model` argument, so requiring one would refuse every SDK user who does not know to add it
+  by `extra_body`.
 - With `sdk_fixtures`, `video_123` and `char_123` exist and `video_123` comes back after a
   delete (`fixtures`).
 """
@@ -56,7 +58,7 @@ from remix_pipeline.contract import (
     dump_video,
     id_problem,
 )
-from remix_pipeline.service.bodies import UploadedFile, read_body
+from remix_pipeline.service.bodies import Body, UploadedFile, read_body
 from remix_pipeline.service.catalogue import load_catalogue, source_jobs
 from remix_pipeline.service.config import ServiceConfig
 from remix_pipeline.service.dialects import Dialect, DialectMiddleware
@@ -77,7 +79,6 @@ from remix_pipeline.service.fields import (
     reject_unknown,
     seconds_field,
     size_field,
-    video_reference_field,
     video_source_field,
 )
 from remix_pipeline.service.fixtures import (
@@ -167,14 +168,21 @@ class ServiceState:
             motion_seed=source.motion_seed,
         )
 
-    def uploaded_edit_job(self, upload: VideoUpload, prompt: str, model: str) -> JobRecord:
+    def uploaded_job(
+        self,
+        upload: VideoUpload,
+        kind: JobKind,
+        prompt: str,
+        model: str,
+        seconds: str | None = None,
+    ) -> JobRecord:
         return JobRecord(
             id=new_video_id(),
-            kind=JobKind.EDIT,
+            kind=kind,
             model=model,
             prompt=prompt,
             size=upload.size,
-            seconds=upload.seconds,
+            seconds=seconds or upload.seconds,
             created_at=self.clock(),
             remixed_from_video_id=None,
             failure=self.faults.outcome(prompt),
@@ -386,19 +394,23 @@ async def edit_video(request: Request) -> Response:
     prompt = prompt_field(body)
     if isinstance(source, UploadedFile):
         model = model_field(body, state.allowed, DEFAULT_MODEL)
-        job = state.uploaded_edit_job(await _inspected(source), prompt, model)
+        job = state.uploaded_job(await _inspected(source), JobKind.EDIT, prompt, model)
     else:
-        if "model" in body:
-            raise invalid_request(
-                "'model' can only be set when uploading a video to edit; an edit of "
-                "'video[id]' uses the model of that video.",
-                param="model",
-                code="unknown_parameter",
-            )
+        _no_model_with_a_reference(body, "edit")
         completed = await state.completed_source(source, "edited", "video[id]")
         job = state.derived_job(completed, JobKind.EDIT, prompt)
     await run_in_threadpool(state.store.insert_video, job)
     return state.video_response(job)
+
+
+def _no_model_with_a_reference(body: Body, operation: str) -> None:
+    if "model" in body:
+        raise invalid_request(
+            f"'model' can only be set when uploading a video to {operation}; with "
+            "'video[id]' the model is that video's.",
+            param="model",
+            code="unknown_parameter",
+        )
 
 
 async def _inspected(upload: UploadedFile) -> VideoUpload:
@@ -415,22 +427,35 @@ async def _inspected(upload: UploadedFile) -> VideoUpload:
 async def extend_video(request: Request) -> Response:
     state = _state(request)
     body = await read_body(request)
-    reject_unknown(body, ("video", "prompt", "seconds"))
-    source_id = video_reference_field(body)
+    reject_unknown(body, ("video", "prompt", "seconds", "model"))
+    source = video_source_field(body)
     prompt = prompt_field(body)
     added = seconds_field(body, state.allowed, None)
-    source = await state.completed_source(source_id, "extended", "video[id]")
-    total = int(source.seconds) + int(added)
+    if isinstance(source, UploadedFile):
+        model = model_field(body, state.allowed, DEFAULT_MODEL)
+        upload = await _inspected(source)
+        total = _stitched(upload.seconds, added)
+        job = state.uploaded_job(upload, JobKind.EXTENSION, prompt, model, seconds=total)
+    else:
+        _no_model_with_a_reference(body, "extend")
+        completed = await state.completed_source(source, "extended", "video[id]")
+        total = _stitched(completed.seconds, added)
+        job = state.derived_job(completed, JobKind.EXTENSION, prompt, seconds=total)
+    await run_in_threadpool(state.store.insert_video, job)
+    return state.video_response(job)
+
+
+def _stitched(source_seconds: str, added: str) -> str:
+    """An extension's `seconds`: the source's length plus the added part, at most 120."""
+    total = int(source_seconds) + int(added)
     if total > MAX_EXTENDED_SECONDS:
         raise invalid_request(
-            f"Invalid 'seconds': extending a {source.seconds}-second video by {added} seconds "
+            f"Invalid 'seconds': extending a {source_seconds}-second video by {added} seconds "
             f"gives {total} seconds; a video can be at most {MAX_EXTENDED_SECONDS} seconds.",
             param="seconds",
             code="invalid_value",
         )
-    job = state.derived_job(source, JobKind.EXTENSION, prompt, seconds=str(total))
-    await run_in_threadpool(state.store.insert_video, job)
-    return state.video_response(job)
+    return str(total)
 
 
 def _character_json(character: CharacterRecord) -> dict[str, Any]:

@@ -152,7 +152,7 @@ def input_reference_field(body: Body) -> None:
 
 
 def video_source_field(body: Body, name: str = "video") -> str | UploadedFile:
-    """An edit's source: a referenced video's id (`video[id]`) or an uploaded file.
+    """An edit's or extension's source: a referenced video's id (`video[id]`) or a file.
 
     Only the part's shape is checked here; whether an upload is a usable video is `uploads`'s
     concern, and it costs a decode, so it comes after the cheap checks of the other fields.
@@ -160,28 +160,11 @@ def video_source_field(body: Body, name: str = "video") -> str | UploadedFile:
     upload = body.get(name)
     if isinstance(upload, UploadedFile):
         return upload
-    return _video_reference(body, name, "a file or an object with an 'id'")
-
-
-def video_reference_field(body: Body, name: str = "video") -> str:
-    """The id of a referenced video (`video[id]`); an extension does not take uploads here."""
-    if isinstance(body.get(name), UploadedFile):
-        raise invalid_request(
-            f"Uploading a video in '{name}' is not available for extensions on this server; "
-            f"reference a completed video with '{name}[id]' instead (uploaded footage can be "
-            "edited with POST /videos/edits).",
-            param=name,
-            code="unsupported_value",
-        )
-    return _video_reference(body, name, "an object with an 'id'")
-
-
-def _video_reference(body: Body, name: str, expected: str) -> str:
     if name not in body:
         raise _missing(name)
     value = body[name]
     if not isinstance(value, dict):
-        raise _wrong_type(name, expected, value)
+        raise _wrong_type(name, "a file or an object with an 'id'", value)
     reject_unknown(value, ("id",), prefix=name)
     if "id" not in value:
         raise _missing(f"{name}[id]")

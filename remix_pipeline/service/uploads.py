@@ -1,7 +1,7 @@
-"""Checking an uploaded source video (`POST /videos/edits` with a `video` file) with PyAV.
+"""Checking an uploaded source video (a `video` file part of an edit or extension) with PyAV.
 
-The contract allows an edit of footage the client uploads instead of a stored video, but says
-nothing of formats or limits. What this server accepts, and why:
+The contract allows an edit or an extension of footage the client uploads instead of a stored
+video, but says nothing of formats or limits. What this server accepts, and why:
 
 - **Containers**: the MP4/QuickTime family (`.mp4`, `.mov`, `.m4v`, `.3gp`) and
   Matroska/WebM: what phones, cameras and browsers record, and what the Videos API itself
@@ -15,10 +15,11 @@ nothing of formats or limits. What this server accepts, and why:
 - **Duration**: more than 0 and at most `MAX_UPLOAD_SECONDS`.
 - **Size**: at most `bodies.MAX_FILE_BYTES`, enforced while the part arrives.
 
-The upload is not stored: the job keeps its sha256, and the rendered edit derives from the
+The upload is not stored: the job keeps its sha256, and the rendered result derives from the
 file the way a remix derives from its source. The motion comes from the file's hash (the
 same upload edited twice moves the same way), the size is the contract size nearest the
-upload's aspect ratio, and the length is the upload's duration in whole seconds.
+upload's aspect ratio, and the length is the upload's duration in whole seconds (plus the
+added seconds, for an extension).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Edits of an uploaded video: what is accepted, what is refused and why, and what is kept.
+"""Edits (and extensions) of an uploaded video: what is accepted, what is refused and why,
+and what is kept.
 
 The uploads are real files made on the spot: an MP4 from the service's own renderer, a WebM
 and an over-long MP4 encoded with PyAV, and files that are not videos at all.
@@ -263,9 +264,12 @@ async def test_an_edit_by_id_still_inherits_its_source(app_client: Client) -> No
     assert _store(app_client).get_video(video["id"]).upload_sha256 is None
 
 
-async def test_model_with_an_edit_by_id_is_a_400(app_client: Client) -> None:
-    body = {"video": {"id": SOURCE}, "prompt": "add fog", "model": "sora-2"}
-    error = _error(await app_client.post("/v1/videos/edits", json=body))
+@pytest.mark.parametrize("path", ["/v1/videos/edits", "/v1/videos/extensions"])
+async def test_model_with_a_video_id_is_a_400(app_client: Client, path: str) -> None:
+    body = {"video": {"id": SOURCE}, "prompt": "add fog", "seconds": "4", "model": "sora-2"}
+    if path.endswith("edits"):
+        del body["seconds"]
+    error = _error(await app_client.post(path, json=body))
     assert error["param"] == "model"
 
 
@@ -278,15 +282,50 @@ async def test_a_string_video_field_names_both_accepted_shapes(app_client: Clien
     assert "a file or an object" in str(error["message"])
 
 
-async def test_an_extension_of_an_upload_is_still_refused_naming_video(
+async def test_an_uploaded_video_can_be_extended_to_the_stitched_total(
     app_client: Client, tmp_path: Path
+) -> None:
+    mp4 = _rendered_mp4(tmp_path)
+    response = await app_client.post(
+        "/v1/videos/extensions",
+        data={"prompt": "more", "seconds": "8"},
+        files={"video": ("clip.mp4", mp4, "video/mp4")},
+    )
+    assert response.status_code == 200, response.text
+    video = response.json()
+    assert (video["seconds"], video["size"], video["remixed_from_video_id"]) == (
+        "12",
+        "1280x720",
+        None,
+    )
+    stored = _store(app_client).get_video(video["id"])
+    assert (stored.kind, stored.upload_sha256) == ("extension", hashlib.sha256(mp4).hexdigest())
+
+
+async def test_an_extension_of_an_upload_past_120_seconds_is_a_400_on_seconds(
+    app_client: Client,
+) -> None:
+    long = _encoded("mp4", "libx264", seconds=MAX_UPLOAD_SECONDS, fps=1, size=(16, 16))
+    response = await app_client.post(
+        "/v1/videos/extensions",
+        data={"prompt": "more", "seconds": "4"},
+        files={"video": ("clip.mp4", long, "video/mp4")},
+    )
+    assert (_error(response)["param"], _error(response)["code"]) == ("seconds", "invalid_value")
+
+
+async def test_an_extension_of_a_file_that_is_not_a_video_is_a_400_naming_video(
+    app_client: Client,
 ) -> None:
     response = await app_client.post(
         "/v1/videos/extensions",
         data={"prompt": "more", "seconds": "4"},
-        files={"video": ("clip.mp4", _rendered_mp4(tmp_path), "video/mp4")},
+        files={"video": ("clip.mp4", b"Example data", "video/mp4")},
     )
-    assert (_error(response)["param"], _error(response)["code"]) == ("video", "unsupported_value")
+    assert (_error(response)["param"], _error(response)["code"]) == (
+        "video",
+        "unsupported_file_type",
+    )
 
 
 # the nearest size ----------------------------------------------------------------------------
@@ -312,7 +351,7 @@ def test_nearest_size_keeps_the_aspect_ratio_first(width: int, height: int, size
 # the official SDK as the judge ---------------------------------------------------------------
 
 
-def test_sdk_edits_an_uploaded_file_and_can_set_the_model(
+def test_sdk_edits_and_extends_an_uploaded_file_and_can_set_the_model(
     make_config: ConfigFactory, tmp_path: Path
 ) -> None:
     path = tmp_path / "clip.mp4"
@@ -325,11 +364,14 @@ def test_sdk_edits_an_uploaded_file_and_can_set_the_model(
             pro = client.videos.edit(
                 prompt="add snow", video=clip, extra_body={"model": "sora-2-pro"}
             )
+        with path.open("rb") as clip:
+            extension = client.videos.extend(prompt="and on", video=clip, seconds="8")
         done = client.videos.poll(edit.id)
         with pytest.raises(openai.BadRequestError) as refused:
             client.videos.edit(prompt="add rain", video=("clip.mp4", b"Example data"))
     assert isinstance(edit, openai.types.Video)
     assert (edit.remixed_from_video_id, edit.size, edit.model) == (None, "1280x720", "sora-2")
     assert pro.model == "sora-2-pro"
+    assert (extension.seconds, extension.remixed_from_video_id) == ("12", None)
     assert done.status == "completed"
     assert (refused.value.param, refused.value.code) == ("video", "unsupported_file_type")
