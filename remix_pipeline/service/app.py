@@ -6,7 +6,9 @@ OpenAI envelope rather than a framework-shaped 422.
 Choices where the contract is silent:
 
 - `GET /videos` defaults to `limit=20`, `order=desc` (newest first); an `after` id this
-  server does not hold is a 400 naming `after`.
+  server does not hold is a 400 naming `after`, never a silent restart or an empty page that
+  a paginating client would take for data (docs/conformance.md argues it; a deleted
+  video's id stays a valid cursor).
 - Deleting a queued or in-progress job is a 400 (the spec only promises deletion of completed
   or failed videos). Deleted videos are gone from the store.
 - Content of an unfinished job is a 400; of a failed job, or after `expires_at`, a 404.

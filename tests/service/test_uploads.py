@@ -375,3 +375,14 @@ def test_sdk_edits_and_extends_an_uploaded_file_and_can_set_the_model(
     assert (extension.seconds, extension.remixed_from_video_id) == ("12", None)
     assert done.status == "completed"
     assert (refused.value.param, refused.value.code) == ("video", "unsupported_file_type")
+
+
+def test_sdk_sees_the_400_of_an_oversized_upload_cut_off_mid_body(
+    make_config: ConfigFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bodies, "MAX_FILE_BYTES", 1000)
+    with serving(make_config()) as (base_url, _app):
+        client = openai.OpenAI(base_url=base_url, api_key="sk-test", max_retries=0)
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.videos.edit(prompt="add rain", video=("clip.mp4", b"x" * 4_000_000))
+    assert (refused.value.param, refused.value.code) == ("video", "file_too_large")
