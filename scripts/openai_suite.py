@@ -185,7 +185,6 @@ def run_suite(
     env.update(
         PYTHONPATH=os.pathsep.join([str(suite / "src"), str(suite)]),
         TEST_API_BASE_URL=base_url,
-        PYTHONDONTWRITEBYTECODE="1",
     )
     command = [
         sys.executable, "-m", "pytest", TEST_FILE,
