@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 VERSION = "3.3.1"
 SDIST = f"openai-{VERSION}.tar.gz"
 # The sdist pip downloaded when this runner was written; another file under that name is
-# someone else's code we did not read, so it is refused.
+# someone else's code we did not read, so pip refuses to fetch it and the cache is checked.
 SDIST_SHA256 = "6f22807de1a976c932cecda620e8172a8c3fdbaeed29c7f21564e0c2410edf56"
 TEST_FILE = "tests/api_resources/test_videos.py"
 # What the test file imports, relative to the sdist's top folder (folders end with "/").
@@ -79,9 +79,13 @@ def sdist_path(cache: Path) -> Path:
     if not target.is_file():
         cache.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=cache, prefix=".download-") as scratch:
+            # Hash-checking mode: pip refuses another file before it runs any of its build
+            # code (preparing an sdist's metadata runs the package's build hooks).
+            pinned = Path(scratch) / "requirements.txt"
+            pinned.write_text(f"openai=={VERSION} --hash=sha256:{SDIST_SHA256}\n")
             command = [
                 sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-                "--no-binary", ":all:", f"openai=={VERSION}", "-d", scratch,
+                "--no-binary", ":all:", "--require-hashes", "-r", str(pinned), "-d", scratch,
             ]  # fmt: skip
             done = subprocess.run(command, capture_output=True, text=True, timeout=300)
             downloaded = Path(scratch) / SDIST
