@@ -6,13 +6,26 @@ OpenAI envelope rather than a framework-shaped 422.
 Choices where the contract is silent:
 
 - `GET /videos` defaults to `limit=20`, `order=desc` (newest first); an `after` id this
-  server does not hold is a 400 naming `after`.
+  server does not hold is a 400 naming `after`, never a silent restart or an empty page that
+  a paginating client would take for data (docs/conformance.md argues it; a deleted
+  video's id stays a valid cursor).
 - Deleting a queued or in-progress job is a 400 (the spec only promises deletion of completed
   or failed videos). Deleted videos are gone from the store.
 - Content of an unfinished job is a 400; of a failed job, or after `expires_at`, a 404.
 - Remix, edit and extension need a `completed` source, inherit its model, size and motion,
   and record it in `remixed_from_video_id` (the one lineage field the Video has). An
   extension's `seconds` is the stitched total, at most 120.
+- An edit or an extension may upload its source instead (a `video` file part, as the spec
+  allows for both). `remixed_from_video_id` is then null, as there is no source video; the
+  job keeps the upload's sha256, and `uploads` says which files are accepted and how the
+  result derives from one (an extension's `seconds` is again the stitched total). `model` is
+  accepted only with an upload (the guide: "If you upload a new video instead of editing an
+  existing generation, set `model` explicitly"; with `video[id]` the model is the source's).
+  Absent, it is `sora-2`, as for a create: the official SDKs' `edit()` and `extend()` have no
+  `model` argument, so requiring one would refuse every SDK user who does not know to add it
+  by `extra_body`.
+- With `sdk_fixtures`, `video_123` and `char_123` exist and `video_123` comes back after a
+  delete (`fixtures`).
 """
 
 from __future__ import annotations
@@ -23,7 +36,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -47,7 +60,7 @@ from remix_pipeline.contract import (
     dump_video,
     id_problem,
 )
-from remix_pipeline.service.bodies import read_body
+from remix_pipeline.service.bodies import Body, UploadedFile, read_body
 from remix_pipeline.service.catalogue import load_catalogue, source_jobs
 from remix_pipeline.service.config import ServiceConfig
 from remix_pipeline.service.dialects import Dialect, DialectMiddleware
@@ -68,7 +81,12 @@ from remix_pipeline.service.fields import (
     reject_unknown,
     seconds_field,
     size_field,
-    video_reference_field,
+    video_source_field,
+)
+from remix_pipeline.service.fixtures import (
+    FIXTURE_VIDEO_ID,
+    fixture_character,
+    fixture_video,
 )
 from remix_pipeline.service.gateway import Gateway
 from remix_pipeline.service.lifecycle import Timing, is_expired, status_at, video_at
@@ -82,6 +100,9 @@ from remix_pipeline.service.records import (
 )
 from remix_pipeline.service.stats import ServiceStats
 from remix_pipeline.service.store import JobStore, UnknownCursorError
+
+if TYPE_CHECKING:
+    from remix_pipeline.service.uploads import VideoUpload
 
 DEFAULT_LIST_LIMIT = 20
 MAX_LIST_LIMIT = 100
@@ -108,9 +129,14 @@ class ServiceState:
             dump_video(video), headers={"openai-poll-after-ms": str(self.config.poll_after_ms)}
         )
 
+    def is_fixture(self, video_id: str) -> bool:
+        return self.config.sdk_fixtures and video_id == FIXTURE_VIDEO_ID
+
     async def job(self, video_id: str) -> JobRecord:
         problem = id_problem(video_id)
         found = None if problem else await run_in_threadpool(self.store.get_video, video_id)
+        if found is None and self.is_fixture(video_id):
+            found = await run_in_threadpool(self.store.restore_video, fixture_video(self.clock()))
         if found is None:
             raise not_found(f"No video found with id '{video_id[:128]}'.", param="video_id")
         return found
@@ -142,6 +168,28 @@ class ServiceState:
             remixed_from_video_id=source.id,
             failure=self.faults.outcome(prompt),
             motion_seed=source.motion_seed,
+        )
+
+    def uploaded_job(
+        self,
+        upload: VideoUpload,
+        kind: JobKind,
+        prompt: str,
+        model: str,
+        seconds: str | None = None,
+    ) -> JobRecord:
+        return JobRecord(
+            id=new_video_id(),
+            kind=kind,
+            model=model,
+            prompt=prompt,
+            size=upload.size,
+            seconds=seconds or upload.seconds,
+            created_at=self.clock(),
+            remixed_from_video_id=None,
+            failure=self.faults.outcome(prompt),
+            motion_seed=upload.motion_seed,
+            upload_sha256=upload.sha256,
         )
 
 
@@ -254,7 +302,8 @@ async def delete_video(request: Request) -> Response:
             code="invalid_video_status",
         )
     deleted = await run_in_threadpool(state.store.delete_video, job.id)
-    if not deleted:
+    # A fixture deleted by a concurrent request is gone all the same (see `fixtures`).
+    if not deleted and not state.is_fixture(job.id):
         raise not_found(f"No video found with id '{job.id}'.", param="video_id")
     shutil.rmtree(_media_dir(state.config, job.id), ignore_errors=True)
     return JSONResponse(DeletedVideo(id=job.id, deleted=True).model_dump(mode="json"))
@@ -342,34 +391,73 @@ async def remix_video(request: Request) -> Response:
 async def edit_video(request: Request) -> Response:
     state = _state(request)
     body = await read_body(request)
-    reject_unknown(body, ("video", "prompt"))
-    source_id = video_reference_field(body)
+    reject_unknown(body, ("video", "prompt", "model"))
+    source = video_source_field(body)
     prompt = prompt_field(body)
-    source = await state.completed_source(source_id, "edited", "video[id]")
-    job = state.derived_job(source, JobKind.EDIT, prompt)
+    if isinstance(source, UploadedFile):
+        model = model_field(body, state.allowed, DEFAULT_MODEL)
+        job = state.uploaded_job(await _inspected(source), JobKind.EDIT, prompt, model)
+    else:
+        _no_model_with_a_reference(body, "edit")
+        completed = await state.completed_source(source, "edited", "video[id]")
+        job = state.derived_job(completed, JobKind.EDIT, prompt)
     await run_in_threadpool(state.store.insert_video, job)
     return state.video_response(job)
+
+
+def _no_model_with_a_reference(body: Body, operation: str) -> None:
+    if "model" in body:
+        raise invalid_request(
+            f"'model' can only be set when uploading a video to {operation}; with "
+            "'video[id]' the model is that video's.",
+            param="model",
+            code="unknown_parameter",
+        )
+
+
+async def _inspected(upload: UploadedFile) -> VideoUpload:
+    """The upload checked by PyAV, imported on first use like the renderer (see `_rendered`)."""
+    try:
+        from remix_pipeline.service.uploads import inspect_upload
+    except ImportError:
+        raise ApiError(
+            501, "Reading uploaded videos is not available on this server.", type="server_error"
+        ) from None
+    return await run_in_threadpool(inspect_upload, upload)
 
 
 async def extend_video(request: Request) -> Response:
     state = _state(request)
     body = await read_body(request)
-    reject_unknown(body, ("video", "prompt", "seconds"))
-    source_id = video_reference_field(body)
+    reject_unknown(body, ("video", "prompt", "seconds", "model"))
+    source = video_source_field(body)
     prompt = prompt_field(body)
     added = seconds_field(body, state.allowed, None)
-    source = await state.completed_source(source_id, "extended", "video[id]")
-    total = int(source.seconds) + int(added)
+    if isinstance(source, UploadedFile):
+        model = model_field(body, state.allowed, DEFAULT_MODEL)
+        upload = await _inspected(source)
+        total = _stitched(upload.seconds, added)
+        job = state.uploaded_job(upload, JobKind.EXTENSION, prompt, model, seconds=total)
+    else:
+        _no_model_with_a_reference(body, "extend")
+        completed = await state.completed_source(source, "extended", "video[id]")
+        total = _stitched(completed.seconds, added)
+        job = state.derived_job(completed, JobKind.EXTENSION, prompt, seconds=total)
+    await run_in_threadpool(state.store.insert_video, job)
+    return state.video_response(job)
+
+
+def _stitched(source_seconds: str, added: str) -> str:
+    """An extension's `seconds`: the source's length plus the added part, at most 120."""
+    total = int(source_seconds) + int(added)
     if total > MAX_EXTENDED_SECONDS:
         raise invalid_request(
-            f"Invalid 'seconds': extending a {source.seconds}-second video by {added} seconds "
+            f"Invalid 'seconds': extending a {source_seconds}-second video by {added} seconds "
             f"gives {total} seconds; a video can be at most {MAX_EXTENDED_SECONDS} seconds.",
             param="seconds",
             code="invalid_value",
         )
-    job = state.derived_job(source, JobKind.EXTENSION, prompt, seconds=str(total))
-    await run_in_threadpool(state.store.insert_video, job)
-    return state.video_response(job)
+    return str(total)
 
 
 def _character_json(character: CharacterRecord) -> dict[str, Any]:
@@ -428,6 +516,9 @@ def create_app(config: ServiceConfig, *, clock: Callable[[], float] = time.time)
     """An app over `config.db_path`; the store and the seeded sources are ready on return."""
     store = JobStore(config.db_path)
     store.seed_sources(source_jobs(load_catalogue(), clock()))
+    if config.sdk_fixtures:
+        store.restore_video(fixture_video(clock()))
+        store.restore_character(fixture_character(clock()))
     faults = FaultInjector(config.faults)
     stats = ServiceStats()
     dialect = (

@@ -82,6 +82,11 @@ class ServiceConfig(BaseModel):
         default=0.125, gt=0, le=1, description="Rendered size as a share of the requested size."
     )
     media_fps: int = Field(default=8, ge=1, le=60)
+    sdk_fixtures: bool = Field(
+        default=False,
+        description="Hold the fixed ids openai-python's own tests use (video `video_123`, "
+        "character `char_123`); the video comes back after a delete (see `fixtures`).",
+    )
     faults: FaultConfig = FaultConfig()
 
     @property

@@ -151,20 +151,20 @@ def input_reference_field(body: Body) -> None:
         raise _wrong_type(f"input_reference[{key}]", "a non-empty string", value[key])
 
 
-def video_reference_field(body: Body, name: str = "video") -> str:
-    """The id of a referenced video (`video[id]`); uploads of new footage are not offered."""
+def video_source_field(body: Body, name: str = "video") -> str | UploadedFile:
+    """An edit's or extension's source: a referenced video's id (`video[id]`) or a file.
+
+    Only the part's shape is checked here; whether an upload is a usable video is `uploads`'s
+    concern, and it costs a decode, so it comes after the cheap checks of the other fields.
+    """
+    upload = body.get(name)
+    if isinstance(upload, UploadedFile):
+        return upload
     if name not in body:
         raise _missing(name)
     value = body[name]
-    if isinstance(value, UploadedFile):
-        raise invalid_request(
-            f"Uploading a video in '{name}' is not available on this server; reference a "
-            f"completed video with '{name}[id]' instead.",
-            param=name,
-            code="unsupported_value",
-        )
     if not isinstance(value, dict):
-        raise _wrong_type(name, "an object with an 'id'", value)
+        raise _wrong_type(name, "a file or an object with an 'id'", value)
     reject_unknown(value, ("id",), prefix=name)
     if "id" not in value:
         raise _missing(f"{name}[id]")

@@ -42,6 +42,9 @@ class JobRecord:
     remixed_from_video_id: str | None
     failure: Failure | None
     motion_seed: int
+    # The sha256 of an uploaded source video (an edit of footage, not of a stored video): the
+    # only trace of the upload kept, since the bytes themselves are not stored.
+    upload_sha256: str | None = None
 
     @property
     def dimensions(self) -> tuple[int, int]:
@@ -68,5 +71,9 @@ def new_character_id() -> str:
 
 def motion_seed_for(prompt: str) -> int:
     """A stable seed from a prompt, small enough for a signed 64-bit SQLite integer."""
-    digest = hashlib.sha256(prompt.encode("utf-8")).digest()
+    return motion_seed_from_digest(hashlib.sha256(prompt.encode("utf-8")).digest())
+
+
+def motion_seed_from_digest(digest: bytes) -> int:
+    """A stable seed from a sha256 digest (of a prompt, or of an uploaded file's bytes)."""
     return int.from_bytes(digest[:8], "big") >> 1

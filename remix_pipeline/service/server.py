@@ -71,6 +71,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--expires-after", type=int, default=None, help="Content lifetime (s).")
     parser.add_argument("--poll-after-ms", type=int, default=None)
     parser.add_argument("--media-scale", type=float, default=None)
+    parser.add_argument(
+        "--sdk-fixtures",
+        action="store_true",
+        default=None,
+        help="Hold the fixed ids openai-python's own tests use (video_123, char_123), so its "
+        "tests/api_resources/test_videos.py can run against this server.",
+    )
     faults = parser.add_argument_group("fault injection (seeded, reproducible)")
     faults.add_argument("--fault-seed", type=int, default=0)
     faults.add_argument("--rpm-limit", type=int, default=None, help="Requests per minute.")
@@ -105,6 +112,7 @@ def config_from_args(args: argparse.Namespace) -> ServiceConfig:
         "poll_after_ms": args.poll_after_ms,
         "media_scale": args.media_scale,
         "dialect": args.dialect,
+        "sdk_fixtures": args.sdk_fixtures,
     }
     values.update({k: v for k, v in optional.items() if v is not None})
     try:

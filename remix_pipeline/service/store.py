@@ -4,6 +4,10 @@ WAL lets readers proceed while one process writes; `busy_timeout` makes concurre
 wait instead of failing, so several processes on one file lose nothing. Each thread keeps its
 own connection (sqlite3 connections must not be shared across threads). List order is the
 insertion sequence (`seq`), which SQLite's AUTOINCREMENT keeps monotonic across processes.
+
+Columns added after a database was first made are migrated on open (`_MIGRATIONS`): an
+`ALTER TABLE ... ADD COLUMN` of a nullable column, run in a write transaction that checks
+again, so several processes opening one old file at once add it exactly once.
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ CREATE TABLE IF NOT EXISTS videos (
     remixed_from_video_id TEXT,
     failure_code TEXT,
     failure_message TEXT,
-    motion_seed INTEGER NOT NULL
+    motion_seed INTEGER NOT NULL,
+    upload_sha256 TEXT
 );
 CREATE TABLE IF NOT EXISTS characters (
     id TEXT PRIMARY KEY,
@@ -51,8 +56,12 @@ CREATE TABLE IF NOT EXISTS deleted_videos (
 
 _VIDEO_COLUMNS = (
     "id, kind, model, prompt, size, seconds, created_at, remixed_from_video_id, "
-    "failure_code, failure_message, motion_seed"
+    "failure_code, failure_message, motion_seed, upload_sha256"
 )
+_VIDEO_PLACEHOLDERS = ", ".join("?" * len(_VIDEO_COLUMNS.split(",")))
+
+# (table, column, declaration) added to databases made before the column existed.
+_MIGRATIONS = (("videos", "upload_sha256", "TEXT"),)
 
 
 class UnknownCursorError(LookupError):
@@ -65,6 +74,19 @@ class JobStore:
         self._local = threading.local()
         db_path.parent.mkdir(parents=True, exist_ok=True)
         self._connection().executescript(_SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        for table, column, declaration in _MIGRATIONS:
+            if column in self._columns(table):
+                continue
+            with self._transaction() as conn:
+                if column not in self._columns(table):
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+
+    def _columns(self, table: str) -> set[str]:
+        rows = self._connection().execute(f"PRAGMA table_info({table})").fetchall()
+        return {str(row[1]) for row in rows}
 
     def _connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -93,7 +115,7 @@ class JobStore:
     def insert_video(self, job: JobRecord) -> None:
         with self._transaction() as conn:
             conn.execute(
-                f"INSERT INTO videos ({_VIDEO_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO videos ({_VIDEO_COLUMNS}) VALUES ({_VIDEO_PLACEHOLDERS})",
                 _video_row(job),
             )
 
@@ -108,11 +130,27 @@ class JobStore:
                 if fresh:
                     conn.execute(
                         f"INSERT OR IGNORE INTO videos ({_VIDEO_COLUMNS}) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        f"VALUES ({_VIDEO_PLACEHOLDERS})",
                         _video_row(job),
                     )
                     inserted += 1
         return inserted
+
+    def restore_video(self, job: JobRecord) -> JobRecord:
+        """Put `job` back if its id is absent (deleted or never there); the stored row wins.
+
+        A restored video is no longer a deleted one, so its cursor is its new row's place.
+        """
+        with self._transaction() as conn:
+            conn.execute(
+                f"INSERT OR IGNORE INTO videos ({_VIDEO_COLUMNS}) VALUES ({_VIDEO_PLACEHOLDERS})",
+                _video_row(job),
+            )
+            conn.execute("DELETE FROM deleted_videos WHERE id = ?", (job.id,))
+            row = conn.execute(
+                f"SELECT {_VIDEO_COLUMNS} FROM videos WHERE id = ?", (job.id,)
+            ).fetchone()
+        return _video_from_row(row)
 
     def get_video(self, video_id: str) -> JobRecord | None:
         row = (
@@ -169,6 +207,14 @@ class JobStore:
                 (character.id, character.name, character.created_at),
             )
 
+    def restore_character(self, character: CharacterRecord) -> None:
+        """Insert `character` unless its id is already stored."""
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO characters (id, name, created_at) VALUES (?, ?, ?)",
+                (character.id, character.name, character.created_at),
+            )
+
     def get_character(self, character_id: str) -> CharacterRecord | None:
         row = (
             self._connection()
@@ -191,11 +237,12 @@ def _video_row(job: JobRecord) -> tuple[object, ...]:
         job.failure.code if job.failure else None,
         job.failure.message if job.failure else None,
         job.motion_seed,
+        job.upload_sha256,
     )
 
 
 def _video_from_row(row: tuple[object, ...]) -> JobRecord:
-    (vid, kind, model, prompt, size, seconds, created, source, code, message, seed) = row
+    (vid, kind, model, prompt, size, seconds, created, source, code, message, seed, upload) = row
     return JobRecord(
         id=str(vid),
         kind=JobKind(kind),
@@ -207,4 +254,5 @@ def _video_from_row(row: tuple[object, ...]) -> JobRecord:
         remixed_from_video_id=None if source is None else str(source),
         failure=None if code is None else Failure(code=str(code), message=str(message)),
         motion_seed=int(seed),  # type: ignore[call-overload]
+        upload_sha256=None if upload is None else str(upload),
     )

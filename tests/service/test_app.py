@@ -346,13 +346,14 @@ async def test_edit_by_json_and_by_bracketed_multipart_reference(app_client: Cli
         assert response.json()["remixed_from_video_id"] == SOURCE
 
 
-async def test_edit_of_an_uploaded_video_is_a_clear_400(app_client: Client) -> None:
+async def test_edit_of_an_upload_that_is_not_a_video_is_a_clear_400(app_client: Client) -> None:
     response = await app_client.post(
         "/v1/videos/edits",
         data={"prompt": "add fog"},
         files={"video": ("clip.mp4", b"data", "video/mp4")},
     )
     assert (response.status_code, _error(response)["param"]) == (400, "video")
+    assert _error(response)["code"] == "unsupported_file_type"
 
 
 async def test_extension_seconds_is_the_stitched_total(app_client: Client) -> None:

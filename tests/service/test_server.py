@@ -74,10 +74,12 @@ def test_sdk_creates_and_fetches_a_character(sdk: openai.OpenAI) -> None:
     assert sdk.videos.get_character(character.id).name == "Ada"
 
 
-def test_sdk_edit_of_an_uploaded_video_is_refused_naming_the_param(sdk: openai.OpenAI) -> None:
+def test_sdk_edit_of_an_upload_that_is_not_a_video_is_refused_naming_the_param(
+    sdk: openai.OpenAI,
+) -> None:
     with pytest.raises(openai.BadRequestError) as raised:
         sdk.videos.edit(video=("clip.mp4", b"data", "video/mp4"), prompt="add rain")
-    assert raised.value.param == "video"
+    assert (raised.value.param, raised.value.code) == ("video", "unsupported_file_type")
 
 
 def test_sdk_raises_not_found_for_an_unknown_video(sdk: openai.OpenAI) -> None:

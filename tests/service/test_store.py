@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import multiprocessing.synchronize
+import sqlite3
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,6 +19,23 @@ from remix_pipeline.service.records import JobKind, JobRecord, new_video_id
 from remix_pipeline.service.store import JobStore, UnknownCursorError
 
 JOBS_PER_PROCESS = 25
+# The videos table as databases made before `upload_sha256` have it.
+_OLD_SCHEMA = """
+CREATE TABLE videos (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    model TEXT NOT NULL,
+    prompt TEXT NOT NULL,
+    size TEXT NOT NULL,
+    seconds TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    remixed_from_video_id TEXT,
+    failure_code TEXT,
+    failure_message TEXT,
+    motion_seed INTEGER NOT NULL
+);
+"""
 
 
 def _job(n: int) -> JobRecord:
@@ -41,6 +59,34 @@ def test_store_returns_the_record_it_was_given(tmp_path: Path) -> None:
     store.insert_video(job)
     assert store.get_video(job.id) == job
     assert store.get_video("video_missing") is None
+
+
+def test_an_uploads_hash_is_stored_and_read_back(tmp_path: Path) -> None:
+    store = JobStore(tmp_path / "s.db")
+    job = replace(_job(1), kind=JobKind.EDIT, upload_sha256="ab" * 32)
+    store.insert_video(job)
+    assert store.get_video(job.id) == job
+
+
+def test_a_database_made_before_upload_hashes_gains_the_column_and_keeps_its_rows(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(_OLD_SCHEMA)
+        conn.execute(
+            "INSERT INTO videos (id, kind, model, prompt, size, seconds, created_at, "
+            "remixed_from_video_id, failure_code, failure_message, motion_seed) "
+            "VALUES ('video_old', 'create', 'sora-2', 'old', '720x1280', '4', 1000.0, "
+            "NULL, NULL, NULL, 5)"
+        )
+    conn.close()
+    first, second = JobStore(path), JobStore(path)  # the second open finds it migrated
+    old = first.get_video("video_old")
+    assert old is not None and (old.prompt, old.upload_sha256) == ("old", None)
+    job = replace(_job(2), upload_sha256="cd" * 32)
+    second.insert_video(job)
+    assert first.get_video(job.id) == job
 
 
 def test_list_pages_follow_insertion_order_in_both_directions(tmp_path: Path) -> None:
