@@ -37,6 +37,25 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--timeout", type=float, default=3600.0, help="give up waiting after this many seconds"
     )
     parser.add_argument(
+        "--stall-timeout",
+        type=float,
+        default=1800.0,
+        metavar="SECONDS",
+        help="stop, naming what is stuck, when nothing progresses for this long",
+    )
+    parser.add_argument(
+        "--start-afresh",
+        action="store_true",
+        help="the attempts were sent to another server: submit every variant again on this one",
+    )
+    parser.add_argument(
+        "--same-server-as",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="an earlier base URL of the configured server (a renamed host); repeatable",
+    )
+    parser.add_argument(
         "--max-cost-usd",
         type=float,
         default=None,
@@ -60,6 +79,7 @@ def run_command(args: argparse.Namespace) -> int:
     )
     from remix_pipeline.ledger import LedgerError
     from remix_pipeline.requests import TableUnreadableError
+    from remix_pipeline.servers import ServerChangedError
 
     err = Console(stderr=True, soft_wrap=True)
     out = Console(soft_wrap=True)
@@ -71,6 +91,8 @@ def run_command(args: argparse.Namespace) -> int:
             name=args.name,
             table=args.table,
             max_cost_usd=args.max_cost_usd,
+            start_afresh=args.start_afresh,
+            same_server_as=args.same_server_as,
         )
     except ValueError as exc:
         err.print(f"error: {_first_error(exc)}", markup=False)
@@ -110,23 +132,37 @@ def run_command(args: argparse.Namespace) -> int:
                     f"warning: {message}", markup=False, highlight=False
                 ),
             )
-            summary = runner.run(timeout_seconds=args.timeout)
+            summary = runner.run(timeout_seconds=args.timeout, stall_seconds=args.stall_timeout)
     except (TableUnreadableError, LedgerError) as exc:
         err.print(f"error: {exc}", markup=False)
         return 2
-    except dg.DagsterError as exc:
+    except (dg.DagsterError, ServerChangedError) as exc:
         err.print(f"error: {exc}", markup=False)
         return 1
     for problem in summary.invalid_rows:
         err.print(f"skipped invalid row: {problem}", highlight=False)
     if not summary.finished:
         p = summary.progress
+        why = summary.stopped_because or f"they have not ended after {args.timeout:.0f} s"
         err.print(
-            f"{p.variants - p.ended} variants have not ended after {args.timeout:.0f} s; "
-            "run again to carry on (nothing is submitted twice)."
+            f"{p.variants - p.ended} variants have not ended: {why}; run again to carry on "
+            "(nothing is submitted twice).",
+            markup=False,
         )
+        for variant in summary.stuck:
+            err.print(f"  stuck: {variant}", markup=False, highlight=False)
         return 1
     _print_summary(out, summary)
+    if summary.unresolved:
+        err.print(
+            f"{len(summary.unresolved)} variants could not be resolved: their request may or "
+            "may not have created a job on the server, and it could not be found there "
+            "(see docs/gateways.md):",
+            markup=False,
+        )
+        for variant in summary.unresolved:
+            err.print(f"  unresolved: {variant}", markup=False, highlight=False)
+        return 1
     return 0
 
 
@@ -139,7 +175,11 @@ def _preflight_estimate(settings: ExperimentSettings) -> str:
 
     runtime = ExperimentRuntime(settings)
     table = read_request_table(settings.table_path, strict=settings.strict)
-    to_pay = unpaid_requests(table.requests, runtime.ledger())
+    ledger = runtime.ledger()
+    latest = ledger.latest(r.key for r in table.requests)
+    # Refuses, before anything is paid, a table whose attempts live on another server.
+    again = runtime.to_pay_again(ledger, latest, time.time(), refresh=False)
+    to_pay = unpaid_requests(table.requests, ledger, lambda attempt: attempt.key in again)
     prices = settings.price_table()
     estimate = runtime.with_client(lambda client: estimate_batch(to_pay, client, prices))
     budget = "" if settings.max_cost_usd is None else f" (budget ${settings.max_cost_usd:.2f})"

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from remix_pipeline.client import ClientSettings
 from remix_pipeline.pricing import price_table
+from remix_pipeline.servers import ResolvedServer, resolve_server, server_of_label
 
 LEDGER_FILE_NAME = "ledger.db"
 LEDGER_URL_ENV = "REMIX_PIPELINE_LEDGER_URL"
@@ -62,6 +63,22 @@ class ExperimentSettings(BaseModel):
     )
     api_key_env: str = Field(
         default="OPENAI_API_KEY", description="Name of the variable holding the API key."
+    )
+    gateway_model: str = Field(
+        default="sora-2",
+        min_length=1,
+        description="The model a gateway routes remixes by (LiteLLM's model_name); sent only "
+        "to a gateway that needs it. A remix itself keeps its source's model.",
+    )
+    start_afresh: bool = Field(
+        default=False,
+        description="When the attempts were sent to another server than the configured one: "
+        "submit every variant again on this one (the earlier attempts stay in the lineage).",
+    )
+    same_server_as: list[str] = Field(
+        default_factory=list,
+        description="Earlier base URLs of the configured server (a renamed host): attempts "
+        "recorded with them are polled and downloaded on the configured one.",
     )
     requests_per_minute: int | None = Field(default=None, ge=1)
     max_in_flight: int = Field(default=32, ge=1)
@@ -163,20 +180,26 @@ class ExperimentSettings(BaseModel):
     def price_table(self) -> dict[str, dict[str, float]]:
         return price_table(self.prices)
 
-    def client_settings(self) -> ClientSettings:
+    def server(self) -> ResolvedServer:
+        """The configured server, from the variable named by `base_url_env` alone."""
+        return resolve_server(self.base_url_env)
+
+    def client_settings(self, server: str | None = None) -> ClientSettings:
+        """Settings of a client for the configured server, or for `server` (an attempt's
+        recorded label: its polls and downloads go back where it was sent)."""
+        resolved = self.server() if server is None else server_of_label(server)
         return ClientSettings(
-            base_url=os.environ.get(self.base_url_env) or None,
+            base_url=resolved.base_url,
             api_key_env=self.api_key_env,
             requests_per_minute=self.requests_per_minute,
             max_in_flight=self.max_in_flight,
             timeout_seconds=self.request_timeout_seconds,
+            gateway_model=self.gateway_model,
         )
 
     def uses_embedded_service(self) -> bool:
-        return not os.environ.get(self.base_url_env)
+        return self.server().embedded
 
     def server_label(self) -> str:
         """The server as shown to people: a base URL without credentials, or 'embedded'."""
-        if self.uses_embedded_service():
-            return "embedded"
-        return re.sub(r"//[^@/]*@", "//", os.environ[self.base_url_env])
+        return self.server().label

@@ -8,8 +8,9 @@ adopting the same orphan cannot both win.
 
 SQLAlchemy Core over a URL: SQLite by default (WAL, a busy timeout, write transactions
 taken with BEGIN IMMEDIATE so concurrent writers queue instead of failing mid-transaction),
-and only portable types and constraints so a shared PostgreSQL works for a cluster.
-Every state change also appends to `events`, which the pipeline mirrors into Dagster.
+and only portable types and constraints so a shared PostgreSQL works for a cluster. A ledger
+written by an older version gains the columns added since when it is opened.
+Every state change also appends to `events`, the attempt's history for audits and tests.
 """
 
 from __future__ import annotations
@@ -76,6 +77,10 @@ class Attempt:
     error_message: str | None
     adopted: bool
     reported: bool
+    server: str | None  # where the POST went: a base URL without credentials, or "embedded"
+    poll_violations: int  # status answers in a row that broke the contract for this job
+    violation: str | None  # the latest of them
+    violation_since: float | None  # when the current run of them began
 
     @property
     def is_terminal(self) -> bool:
@@ -92,6 +97,7 @@ class MediaRecord:
     path: str
     sha256: str
     size_bytes: int
+    derived: bool = False  # made here from the MP4: the server could not supply this variant
 
 
 @dataclass(frozen=True)
@@ -160,6 +166,10 @@ attempts_table = sa.Table(
     sa.Column("error_message", sa.Text, nullable=True),
     sa.Column("adopted", sa.Boolean, nullable=False, default=False),
     sa.Column("reported", sa.Boolean, nullable=False, default=False),
+    sa.Column("server", sa.String(500), nullable=True),
+    sa.Column("poll_violations", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("violation", sa.Text, nullable=True),
+    sa.Column("violation_since", sa.Float, nullable=True),
     sa.UniqueConstraint("key", "attempt", name="uq_attempts_key_attempt"),
     sa.UniqueConstraint("video_id", name="uq_attempts_video_id"),
     sa.Index("ix_attempts_state", "state"),
@@ -174,6 +184,7 @@ media_table = sa.Table(
     sa.Column("path", sa.Text, nullable=False),
     sa.Column("sha256", sa.String(64), nullable=False),
     sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("derived", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 
 events_table = sa.Table(
@@ -196,6 +207,7 @@ _STATE, _VIDEO, _ADOPTED, _REPORTED = (
     _FIELDS.index(name) for name in ("state", "video", "adopted", "reported")
 )
 MEDIA_VARIANTS: tuple[str, ...] = tuple(v.value for v in ContentVariant)
+_NO_VIOLATION: dict[str, Any] = {"poll_violations": 0, "violation": None, "violation_since": None}
 
 
 class Ledger:
@@ -210,6 +222,7 @@ class Ledger:
         try:
             self._engine = _engine(parsed)
             _metadata.create_all(self._engine)
+            _add_missing_columns(self._engine)
         except (sa.exc.NoSuchModuleError, ImportError) as exc:
             raise LedgerError(f"no database driver for {parsed.drivername!r}: {exc}") from None
         except sa.exc.OperationalError as exc:
@@ -238,7 +251,13 @@ class Ledger:
     # Writing -----------------------------------------------------------------------------
 
     def record_intent(
-        self, request: VariantRequest, *, table_hash: str, run_id: str | None, now: float
+        self,
+        request: VariantRequest,
+        *,
+        table_hash: str,
+        run_id: str | None,
+        now: float,
+        server: str | None = None,
     ) -> Attempt:
         """Attempt 1 in INTENT, committed; if the key already has attempts, the latest, as is."""
         try:
@@ -246,7 +265,9 @@ class Ledger:
                 existing = _latest_row(conn, request.key)
                 if existing is not None:
                     return _attempt(existing)
-                values = _intent_values(request, table_hash=table_hash, run_id=run_id, now=now)
+                values = _intent_values(
+                    request, table_hash=table_hash, run_id=run_id, now=now, server=server
+                )
                 conn.execute(attempts_table.insert().values(**values))
                 _event(conn, request.key, 1, now, None, AttemptState.INTENT, _run_detail(run_id))
                 return _attempt(_row(conn, request.key, 1))
@@ -261,6 +282,7 @@ class Ledger:
         table_hash: str,
         run_id: str | None,
         now: float,
+        server: str | None = None,
     ) -> dict[str, Attempt]:
         """`record_intent` for a whole batch in one transaction; the latest attempt per key."""
         batch = list({request.key: request for request in requests}.values())
@@ -277,7 +299,12 @@ class Ledger:
             if new:
                 conn.execute(
                     attempts_table.insert(),
-                    [_intent_values(r, table_hash=table_hash, run_id=run_id, now=now) for r in new],
+                    [
+                        _intent_values(
+                            r, table_hash=table_hash, run_id=run_id, now=now, server=server
+                        )
+                        for r in new
+                    ],
                 )
                 conn.execute(
                     events_table.insert(),
@@ -288,9 +315,12 @@ class Ledger:
                 )
         return self.latest(request.key for request in batch)
 
-    def start_retry(self, key: str, *, run_id: str | None, now: float) -> Attempt:
-        """A new attempt after an ended one (a failure, or a video whose media expired before
-        they were downloaded); the earlier attempt stays in the lineage."""
+    def start_retry(
+        self, key: str, *, run_id: str | None, now: float, server: str | None = None
+    ) -> Attempt:
+        """A new attempt after an ended one (a failure, a video whose media expired before
+        they were downloaded, or a start afresh on another server); the earlier attempt stays
+        in the lineage."""
         with self._write() as conn:
             latest = _latest_row(conn, key)
             if latest is None:
@@ -326,6 +356,7 @@ class Ledger:
                     intent_at=now,
                     adopted=False,
                     reported=False,
+                    server=server,
                 )
             )
             _event(
@@ -420,12 +451,12 @@ class Ledger:
                     )
                 record = _video_json(video)
                 if row.state == AttemptState.SUBMITTED.value and video.is_terminal:
-                    _update(conn, key, attempt, video=record)
+                    _update(conn, key, attempt, video=record, **_NO_VIOLATION)
                     _finish(conn, key, attempt, video, now)
                     results.append(_attempt(_row(conn, key, attempt)))
                     continue
                 records.append({"k": key, "a": attempt, "record": record})
-                results.append(replace(_attempt(row), video=json.loads(record)))
+                results.append(replace(_attempt(row), video=json.loads(record), **_NO_VIOLATION))
             if records:
                 conn.execute(
                     attempts_table.update()
@@ -433,10 +464,43 @@ class Ledger:
                         attempts_table.c.key == sa.bindparam("k"),
                         attempts_table.c.attempt == sa.bindparam("a"),
                     )
-                    .values(video=sa.bindparam("record")),
+                    .values(video=sa.bindparam("record"), **_NO_VIOLATION),
                     records,
                 )
             return results
+
+    def assign_server(self, server: str, *, recorded: str | None) -> int:
+        """Record `server` on the attempts that have `recorded` as theirs: None for attempts
+        written before attempts recorded their server (a ledger of an older version), or an
+        earlier name of the same server (a renamed host). Returns how many changed."""
+        condition = (
+            attempts_table.c.server.is_(None)
+            if recorded is None
+            else attempts_table.c.server == recorded
+        )
+        with self._write() as conn:
+            return conn.execute(
+                attempts_table.update().where(condition).values(server=server)
+            ).rowcount
+
+    def record_poll_violations(
+        self, pairs: Sequence[tuple[str, int]], *, reason: str, now: float
+    ) -> list[Attempt]:
+        """Count one more status answer that broke the contract for each in-flight attempt;
+        a good answer (`update_videos`) starts the count again."""
+        reason = reason[:500]
+        with self._write() as conn:
+            rows = _locked_rows(conn, list(pairs))
+            for (key, attempt), row in rows.items():
+                _update(
+                    conn,
+                    key,
+                    attempt,
+                    poll_violations=row.poll_violations + 1,
+                    violation=reason,
+                    violation_since=row.violation_since or now,
+                )
+            return [_attempt(_row(conn, key, attempt)) for key, attempt in rows]
 
     def mark_failed(
         self, key: str, attempt: int, *, code: str, message: str, now: float
@@ -496,6 +560,7 @@ class Ledger:
                         path=record.path,
                         sha256=record.sha256,
                         size_bytes=record.size_bytes,
+                        derived=record.derived,
                     )
                 )
 
@@ -512,7 +577,10 @@ class Ledger:
                     media_table.c.key == key, media_table.c.attempt == attempt
                 )
             ).all()
-        return {row.variant: MediaRecord(**row._asdict()) for row in rows}
+        return {
+            row.variant: MediaRecord(**{**row._asdict(), "derived": bool(row.derived)})
+            for row in rows
+        }
 
     def media_variants(self, pairs: Iterable[tuple[str, int]]) -> dict[tuple[str, int], set[str]]:
         """Which media variants each (key, attempt) already has, in one read for them all."""
@@ -630,7 +698,8 @@ class Ledger:
             ]
 
     def attempts_frame(self) -> pd.DataFrame:
-        """Every attempt with its media as wide columns (`<variant>_path`, `_sha256`, `_bytes`).
+        """Every attempt with its media as wide columns (`<variant>_path`, `_sha256`, `_bytes`,
+        `_derived`).
 
         Two bulk reads and one merge, so the lineage table costs no per-row queries. `video`
         is left as JSON text: parse it where it is needed.
@@ -651,7 +720,10 @@ class Ledger:
         )
         wide = _media_wide(media)
         frame = frame.merge(wide, on=["key", "attempt"], how="left")
-        return frame.astype({f"{variant}_bytes": "Int64" for variant in MEDIA_VARIANTS})
+        return frame.astype(
+            {f"{variant}_bytes": "Int64" for variant in MEDIA_VARIANTS}
+            | {f"{variant}_derived": "boolean" for variant in MEDIA_VARIANTS}
+        )
 
     # Plumbing ----------------------------------------------------------------------------
 
@@ -896,7 +968,12 @@ def _run_detail(run_id: str | None) -> str | None:
 
 
 def _intent_values(
-    request: VariantRequest, *, table_hash: str, run_id: str | None, now: float
+    request: VariantRequest,
+    *,
+    table_hash: str,
+    run_id: str | None,
+    now: float,
+    server: str | None,
 ) -> dict[str, Any]:
     return {
         "key": request.key,
@@ -914,6 +991,8 @@ def _intent_values(
         "intent_at": now,
         "adopted": False,
         "reported": False,
+        "server": server,
+        "poll_violations": 0,
     }
 
 
@@ -932,19 +1011,41 @@ def _attempt(row: sa.Row[Any]) -> Attempt:
     return Attempt(*values)
 
 
+def _add_missing_columns(engine: Engine) -> None:
+    """Columns added since a ledger was created, added to it (each has a default or is
+    nullable). Two processes opening an old ledger at once may race: the loser finds the
+    column there and carries on."""
+    inspector = sa.inspect(engine)
+    for table in _metadata.sorted_tables:
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            ddl = sa.schema.CreateColumn(column).compile(dialect=engine.dialect)
+            try:
+                with engine.begin() as conn:
+                    conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {ddl}")
+            except (sa.exc.OperationalError, sa.exc.ProgrammingError):
+                refreshed = {c["name"] for c in sa.inspect(engine).get_columns(table.name)}
+                if column.name not in refreshed:
+                    raise
+
+
+_MEDIA_FIELDS = ("path", "sha256", "bytes", "derived")
+
+
 def _media_wide(media: pd.DataFrame) -> pd.DataFrame:
-    """One row per (key, attempt), three columns per media variant, always all present."""
+    """One row per (key, attempt), four columns per media variant, always all present."""
     columns = ["key", "attempt"] + [
-        f"{variant}_{field}" for variant in MEDIA_VARIANTS for field in ("path", "sha256", "bytes")
+        f"{variant}_{field}" for variant in MEDIA_VARIANTS for field in _MEDIA_FIELDS
     ]
     if media.empty:
         return pd.DataFrame({name: pd.Series(dtype=object) for name in columns}).astype(
             {"attempt": "int64"}
         )
     media = media.rename(columns={"size_bytes": "bytes"})
-    wide = media.pivot(
-        index=["key", "attempt"], columns="variant", values=["path", "sha256", "bytes"]
-    )
+    media["derived"] = media["derived"].astype(bool)
+    wide = media.pivot(index=["key", "attempt"], columns="variant", values=list(_MEDIA_FIELDS))
     wide.columns = [f"{variant}_{field}" for field, variant in wide.columns]
     wide = wide.reset_index()
     for name in columns:

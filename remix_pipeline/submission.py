@@ -114,7 +114,9 @@ async def submit_variants(
     await client.learn_server()  # a gateway needs paid bodies shaped for it
     submitter = _Submitter(ledger, client, table_hash, run_id, policy, owner_gone, pay_again)
     outcomes: list[Outcome] = []
-    requests, settled = chain_sources(requests, ledger, table_hash=table_hash, run_id=run_id)
+    requests, settled = chain_sources(
+        requests, ledger, table_hash=table_hash, run_id=run_id, server=client.server_label
+    )
     for outcome in settled:
         outcomes.append(outcome)
         on_outcome(outcome)
@@ -123,7 +125,13 @@ async def submit_variants(
     if unseen:
         # One transaction records every new intent before the first paid call is made.
         latest.update(
-            ledger.record_intents(unseen, table_hash=table_hash, run_id=run_id, now=time.time())
+            ledger.record_intents(
+                unseen,
+                table_hash=table_hash,
+                run_id=run_id,
+                now=time.time(),
+                server=client.server_label,
+            )
         )
         crash_point("submission.intents_recorded")
     to_send: list[tuple[VariantRequest, Attempt]] = []
@@ -158,7 +166,12 @@ async def submit_variants(
 
 
 def chain_sources(
-    requests: Sequence[VariantRequest], ledger: Ledger, *, table_hash: str, run_id: str | None
+    requests: Sequence[VariantRequest],
+    ledger: Ledger,
+    *,
+    table_hash: str,
+    run_id: str | None,
+    server: str | None = None,
 ) -> tuple[list[VariantRequest], list[Outcome]]:
     """Point each chained variant at its parent's video, once the parent has completed.
 
@@ -183,7 +196,7 @@ def chain_sources(
             ready.append(replace(request, source_video_id=parent.video_id))
         elif parent is not None and parent.state is AttemptState.FAILED:
             intent = ledger.record_intent(
-                request, table_hash=table_hash, run_id=run_id, now=time.time()
+                request, table_hash=table_hash, run_id=run_id, now=time.time(), server=server
             )
             failed = ledger.mark_failed(
                 intent.key,
@@ -228,13 +241,20 @@ class _Submitter:
         now = time.time()
         if prior is None:
             prior = self.ledger.record_intent(
-                request, table_hash=self.table_hash, run_id=self.run_id, now=now
+                request,
+                table_hash=self.table_hash,
+                run_id=self.run_id,
+                now=now,
+                server=self.client.server_label,
             )
         mine = prior.run_id == self.run_id
         if mine and prior.state is AttemptState.INTENT and prior.sent_at is None:
             return ("send", prior)
         if prior.is_terminal and self.pay_again(prior):
-            return ("send", self.ledger.start_retry(request.key, run_id=self.run_id, now=now))
+            retry = self.ledger.start_retry(
+                request.key, run_id=self.run_id, now=now, server=self.client.server_label
+            )
+            return ("send", retry)
         if prior.state in (AttemptState.SUBMITTED, AttemptState.COMPLETED, AttemptState.FAILED):
             return Outcome(request.key, Action.ALREADY_DONE, prior, prior.state.value)
         if prior.run_id != self.run_id and not self.owner_gone(prior):

@@ -52,6 +52,12 @@ def service(tmp_path: Path, **faults: object) -> ServiceConfig:
     )
 
 
+def is_paid_remix(request: httpx.Request) -> bool:
+    """A remix POST that can start a job (the client's free capability probe cannot)."""
+    path = request.url.path
+    return path.endswith("/remix") and REMIX_PROBE_ID not in path
+
+
 class LosesRemixes(httpx.AsyncBaseTransport):
     """A network that loses the first `lose` paid remix requests before they reach the server
     (the client's free capability probe goes through)."""
@@ -61,8 +67,7 @@ class LosesRemixes(httpx.AsyncBaseTransport):
         self.lose = lose
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        paid = request.url.path.endswith("/remix") and REMIX_PROBE_ID not in request.url.path
-        if request.method == "POST" and paid and self.lose:
+        if request.method == "POST" and is_paid_remix(request) and self.lose:
             self.lose -= 1
             raise httpx.ReadTimeout("lost on the way", request=request)
         return await self.inner.handle_async_request(request)
@@ -269,7 +274,7 @@ async def test_responses_arriving_together_are_recorded_in_few_ledger_commits(tm
 
 
 class HoldsRemixes(httpx.AsyncBaseTransport):
-    """A network that holds every remix request until the test lets them through."""
+    """A network that holds every paid remix request until the test lets them through."""
 
     def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
         self.inner = inner
@@ -277,7 +282,7 @@ class HoldsRemixes(httpx.AsyncBaseTransport):
         self.release = asyncio.Event()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if request.method == "POST" and request.url.path.endswith("/remix"):
+        if request.method == "POST" and is_paid_remix(request):
             self.held += 1
             await self.release.wait()
         return await self.inner.handle_async_request(request)

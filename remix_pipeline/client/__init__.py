@@ -1,6 +1,11 @@
 """Async client for servers that speak the OpenAI Videos API contract."""
 
-from remix_pipeline.client.client import EMBEDDED_BASE_URL, VideosClient
+from remix_pipeline.client.client import (
+    EMBEDDED_BASE_URL,
+    EMBEDDED_SERVER,
+    VideosClient,
+    server_label,
+)
 from remix_pipeline.client.deviations import Deviation, DeviationLog
 from remix_pipeline.client.download import DownloadResult
 from remix_pipeline.client.errors import (
@@ -32,6 +37,7 @@ from remix_pipeline.client.stats import ClientStats
 
 __all__ = [
     "EMBEDDED_BASE_URL",
+    "EMBEDDED_SERVER",
     "APIStatusError",
     "AuthenticationError",
     "BadRequestError",
@@ -60,5 +66,6 @@ __all__ = [
     "UnprocessableEntityError",
     "VideosAPIError",
     "VideosClient",
+    "server_label",
     "shared_limiter",
 ]

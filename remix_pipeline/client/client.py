@@ -78,6 +78,7 @@ if TYPE_CHECKING:
 
 BASE_URL_ENV = "OPENAI_BASE_URL"
 EMBEDDED_BASE_URL = "http://embedded/v1"
+EMBEDDED_SERVER = "embedded"
 
 ResultT = TypeVar("ResultT")
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -208,6 +209,11 @@ class VideosClient:
 
     def __repr__(self) -> str:
         return f"VideosClient(base_url={self.base_url!r})"
+
+    @property
+    def server_label(self) -> str:
+        """The server as recorded and shown: its URL without credentials, or "embedded"."""
+        return server_label(self.base_url)
 
     @property
     def settings(self) -> ClientSettings:
@@ -672,6 +678,12 @@ def _check_base_url(url: str) -> str:
             f"got {_display_url(url)!r}"
         )
     return url.rstrip("/") + "/"
+
+
+def server_label(base_url: str) -> str:
+    """A base URL as recorded and shown: without credentials or query, or "embedded"."""
+    shown = _display_url(base_url)
+    return EMBEDDED_SERVER if shown == EMBEDDED_BASE_URL else shown
 
 
 def _display_url(url: str) -> str:

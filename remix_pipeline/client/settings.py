@@ -16,7 +16,8 @@ class ClientSettings(BaseModel):
 
     base_url: str | None = Field(
         default=None,
-        description="Server root including /v1; None -> $OPENAI_BASE_URL -> embedded service.",
+        description="Server root including /v1; None -> $OPENAI_BASE_URL -> embedded service. "
+        "EMBEDDED_BASE_URL names the embedded service explicitly.",
     )
     api_key_env: str = Field(
         default="OPENAI_API_KEY",

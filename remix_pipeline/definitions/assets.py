@@ -23,13 +23,14 @@ from remix_pipeline.definitions.runtime import (
     ExperimentRuntime,
     run_is_gone,
 )
-from remix_pipeline.ledger import Attempt
+from remix_pipeline.ledger import Attempt, AttemptState
 from remix_pipeline.lineage import build_lineage_frame, status_counts, write_parquet_atomically
 from remix_pipeline.manifest import MANIFEST_FILE_NAME, build_manifest, write_manifest_atomically
 from remix_pipeline.report import variant_matrix_markdown, write_report
 from remix_pipeline.requests import TableUnreadableError, VariantRequest, read_request_table
+from remix_pipeline.servers import ServerChangedError
 from remix_pipeline.submission import Action, Outcome, submit_variants
-from remix_pipeline.tracking import download_media
+from remix_pipeline.tracking import download_media, servers_to_download
 
 ROUTINE_ACTIONS = frozenset({Action.SUBMITTED, Action.ALREADY_DONE})
 PREVIEW_COLUMNS = ["key", "attempt", "source_video_id", "variant", "status", "video_id"]
@@ -77,10 +78,16 @@ def build_assets(runtime: ExperimentRuntime) -> list[dg.AssetsDefinition | dg.As
         if gone:
             context.log.info(f"{len(gone)} variants are no longer in the table; left as they are")
         ledger = runtime.ledger()
-        again: set[str] = set()
-        if context.run.tags.get(RETRY_FAILED_TAG) == "true":
-            latest = ledger.latest(r.key for r in requests)
-            again = runtime.to_pay_again(ledger, latest, time.time())
+        latest = ledger.latest(r.key for r in requests)
+        try:
+            again = runtime.to_pay_again(
+                ledger,
+                latest,
+                time.time(),
+                refresh=context.run.tags.get(RETRY_FAILED_TAG) == "true",
+            )
+        except ServerChangedError as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from None
 
         def pay_again(attempt: Attempt) -> bool:
             return attempt.key in again
@@ -197,15 +204,22 @@ def build_assets(runtime: ExperimentRuntime) -> list[dg.AssetsDefinition | dg.As
     )
     def media(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         ledger = runtime.ledger()
-        report = runtime.with_client(
-            lambda client: download_media(ledger, client, runtime.media_root)
-        )
-        for problem in report.problems:
-            context.log.warning(problem)
+        completed = [a for a in ledger.latest().values() if a.state is AttemptState.COMPLETED]
+        downloaded, problems = 0, 0
+        # Each video is fetched from the server that made it.
+        for server in sorted(servers_to_download(completed)):
+            report = runtime.with_client(
+                lambda client: download_media(ledger, client, runtime.media_root, completed),
+                server=server,
+            )
+            for problem in report.problems:
+                context.log.warning(problem)
+            downloaded += len(report.downloaded)
+            problems += len(report.problems)
         return dg.MaterializeResult(
             metadata={
-                "downloaded_files": len(report.downloaded),
-                "problems": len(report.problems),
+                "downloaded_files": downloaded,
+                "problems": problems,
                 "media_root": dg.MetadataValue.path(str(runtime.media_root)),
             }
         )

@@ -28,11 +28,18 @@ from remix_pipeline.definitions.runtime import (
     process_tags,
 )
 from remix_pipeline.experiment import ExperimentSettings
-from remix_pipeline.ledger import AttemptState
+from remix_pipeline.ledger import Attempt, AttemptState
 from remix_pipeline.requests import read_request_table
 from remix_pipeline.service.config import state_home
+from remix_pipeline.submission import UNRESOLVED_CODE
+from remix_pipeline.tracking import answers_hopelessly
 
 MEDIA_INTERVAL_SECONDS = 15.0
+# With no progress at all (no job moved, nothing submitted, ended or downloaded) for this
+# long, `run` stops and names what is stuck; a later run resumes.
+DEFAULT_STALL_SECONDS = 1800.0
+# How often the in-flight jobs' own progress is read to tell a long job from a stalled one.
+STALL_CHECK_SECONDS = 15.0
 # Runs log nothing to the console: the runner reports their warnings as one line each, and
 # a failed step as one error naming its cause, never Dagster's stack trace.
 SILENT_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
@@ -91,6 +98,16 @@ class RunSummary:
     finished: bool = False
     invalid_rows: list[str] = field(default_factory=list)
     checks: dict[str, bool] = field(default_factory=dict)
+    # Why the run stopped before every variant ended, and the variants it names.
+    stopped_because: str | None = None
+    stuck: list[str] = field(default_factory=list)
+    # Variants whose POST outcome could not be resolved (their job may exist on the server).
+    unresolved: list[str] = field(default_factory=list)
+
+
+def describe(attempt: Attempt) -> str:
+    """A variant as a person finds it in the table: key, source and label."""
+    return f"{attempt.key} ({attempt.source_video_id}, {attempt.variant})"
 
 
 class HeadlessRunner:
@@ -192,7 +209,28 @@ class HeadlessRunner:
             busy=states[AttemptState.INTENT] + states[AttemptState.UNKNOWN],
         )
 
-    def run(self, *, timeout_seconds: float = 3600.0) -> RunSummary:
+    def _hopeless(self) -> list[Attempt]:
+        now = time.time()
+        return [a for a in self.runtime.ledger().in_flight() if answers_hopelessly(a, now)]
+
+    def _movement(self, progress: Progress) -> tuple[object, ...]:
+        """What counts as progress: counts, and every in-flight job's status and percent."""
+        jobs = sorted(
+            (a.key, (a.video or {}).get("status"), (a.video or {}).get("progress"))
+            for a in self.runtime.ledger().in_flight()
+        )
+        return (
+            progress.submitted,
+            progress.completed,
+            progress.failed,
+            progress.downloaded,
+            progress.busy,
+            hash(tuple(jobs)),
+        )
+
+    def run(
+        self, *, timeout_seconds: float = 3600.0, stall_seconds: float = DEFAULT_STALL_SECONDS
+    ) -> RunSummary:
         name = self.settings.name
         keys = self.runtime.keys
         fail_abandoned_runs(self.instance)
@@ -210,11 +248,30 @@ class HeadlessRunner:
         self.evaluate_sensor(f"{name}_fanout_sensor")
 
         deadline = time.monotonic() + timeout_seconds
+        movement: tuple[object, ...] = ()
+        moved_at = checked_at = time.monotonic()
         while True:
             self.evaluate_sensor(f"{name}_completion_sensor")
             progress = self.progress(table_keys)
             self.on_progress(progress)
             summary.progress = progress
+            hopeless = self._hopeless()
+            if hopeless:
+                summary.stopped_because = (
+                    f"the server keeps answering status requests against the contract "
+                    f"({hopeless[0].violation}); the jobs stay in the ledger"
+                )
+                summary.stuck = [describe(a) for a in hopeless]
+                return summary
+            if time.monotonic() - checked_at >= STALL_CHECK_SECONDS or not movement:
+                checked_at = time.monotonic()
+                now_moving = self._movement(progress)
+                if now_moving != movement:
+                    movement, moved_at = now_moving, checked_at
+                elif checked_at - moved_at >= stall_seconds:
+                    summary.stopped_because = f"nothing progressed for {stall_seconds:.0f} s"
+                    summary.stuck = self._unended(table_keys)
+                    return summary
             if progress.busy or progress.submitted < progress.variants:
                 # Interrupted intents whose run has since ended, and chained variants whose
                 # parent has just ended, are picked up again here.
@@ -235,7 +292,19 @@ class HeadlessRunner:
         summary.progress = self.progress(table_keys)
         self.on_progress(summary.progress)
         summary.finished = True
+        summary.unresolved = [
+            describe(a)
+            for a in self.runtime.ledger().latest(table_keys).values()
+            if a.error_code == UNRESOLVED_CODE
+        ]
         return summary
+
+    def _unended(self, table_keys: set[str]) -> list[str]:
+        latest = self.runtime.ledger().latest(table_keys)
+        waiting = sorted(table_keys - latest.keys())
+        return [describe(a) for a in latest.values() if not a.is_terminal] + [
+            f"{key} (not submitted yet)" for key in waiting
+        ]
 
     def _unreported(self) -> bool:
         partitions = set(self.instance.get_dynamic_partitions(self.runtime.keys.partitions.name))

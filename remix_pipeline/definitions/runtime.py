@@ -16,9 +16,10 @@ from typing import TypeVar
 
 import dagster as dg
 
-from remix_pipeline.client import DeviationLog, VideosClient
+from remix_pipeline.client import DeviationLog, VideosClient, server_label
 from remix_pipeline.experiment import LEDGER_FILE_NAME, ExperimentSettings
 from remix_pipeline.ledger import MEDIA_VARIANTS, Attempt, AttemptState, Ledger
+from remix_pipeline.servers import ServerChangedError, other_servers
 from remix_pipeline.service.config import state_home
 from remix_pipeline.submission import listing_grace_seconds
 from remix_pipeline.tempfiles import pid_alive
@@ -28,6 +29,8 @@ T = TypeVar("T")
 # A sensor tick or a run step opens a client per call; sharing each server's deviation log
 # across them keeps the server's deviations to one warning per kind per process.
 _DEVIATION_LOGS: dict[str, DeviationLog] = {}
+# Ledgers (by URL and configured server) whose attempts' servers this process has settled.
+_SERVERS_SETTLED: set[tuple[str, str, tuple[str, ...]]] = set()
 
 # Run tags that let a later process tell whether a run that owns an intent is still alive.
 HOST_TAG = "remix_pipeline/host"
@@ -83,10 +86,24 @@ class ExperimentRuntime:
 
     def ledger(self) -> Ledger:
         url = self.settings.resolved_ledger_url
-        if url:
-            return Ledger(url)
         # The default SQLite file may be opened (by a sensor) before anything else ran.
-        return Ledger.for_path(state_home() / LEDGER_FILE_NAME)
+        ledger = Ledger(url) if url else Ledger.for_path(state_home() / LEDGER_FILE_NAME)
+        self._settle_servers(ledger)
+        return ledger
+
+    def _settle_servers(self, ledger: Ledger) -> None:
+        """Attempts of an older ledger, and those sent to an earlier name of the configured
+        server (`same_server_as`), are recorded as the configured server's, once a process."""
+        configured = self.settings.server_label()
+        aliases = tuple(server_label(url) for url in self.settings.same_server_as)
+        memo = (repr(ledger), configured, aliases)
+        if memo in _SERVERS_SETTLED:
+            return
+        ledger.assign_server(configured, recorded=None)
+        for alias in aliases:
+            if alias != configured:
+                ledger.assign_server(configured, recorded=alias)
+        _SERVERS_SETTLED.add(memo)
 
     @property
     def listing_grace_seconds(self) -> float:
@@ -95,10 +112,24 @@ class ExperimentRuntime:
             timeout_seconds=self.settings.request_timeout_seconds,
         )
 
-    def to_pay_again(self, ledger: Ledger, latest: Mapping[str, Attempt], now: float) -> set[str]:
-        """Keys whose latest attempt a refresh pays for again: failures the server caused,
-        and, when the experiment asks for it, videos whose media expired before download."""
-        again = {
+    def to_pay_again(
+        self, ledger: Ledger, latest: Mapping[str, Attempt], now: float, *, refresh: bool = True
+    ) -> set[str]:
+        """Keys whose latest attempt is paid for again: with `start_afresh`, those that ended
+        on another server; on a refresh, also failures the server caused and, when the
+        experiment asks for it, videos whose media expired before download.
+
+        Raises ServerChangedError, before anything is paid, when attempts were sent to another
+        server and the experiment has not said what to do about it.
+        """
+        configured = self.settings.server_label()
+        others = other_servers((a.server for a in latest.values()), configured)
+        if others and not self.settings.start_afresh:
+            raise ServerChangedError(configured, others)
+        again = {key for key, a in latest.items() if moved_away(a, configured)}
+        if not refresh:
+            return again
+        again |= {
             key for key, a in latest.items() if a.state is AttemptState.FAILED and is_retryable(a)
         }
         if self.settings.reremix_expired_media:
@@ -108,11 +139,15 @@ class ExperimentRuntime:
                     again.add(key)
         return again
 
-    def with_client(self, work: Callable[[VideosClient], Awaitable[T]]) -> T:
-        """Run async client work to completion from synchronous Dagster code."""
+    def with_client(
+        self, work: Callable[[VideosClient], Awaitable[T]], *, server: str | None = None
+    ) -> T:
+        """Run async client work to completion from synchronous Dagster code, against the
+        configured server or the one an attempt recorded (`server`, a label)."""
 
         async def main() -> T:
-            async with VideosClient.from_settings(self.settings.client_settings()) as client:
+            settings = self.settings.client_settings(server)
+            async with VideosClient.from_settings(settings) as client:
                 client.deviations = _DEVIATION_LOGS.setdefault(client.base_url, client.deviations)
                 return await work(client)
 
@@ -169,6 +204,11 @@ def fail_abandoned_runs(instance: dg.DagsterInstance) -> list[str]:
             instance.report_run_failed(run, "The process running it is gone.")
             failed.append(run.run_id)
     return failed
+
+
+def moved_away(attempt: Attempt, configured: str) -> bool:
+    """An attempt that ended on another server than the configured one."""
+    return attempt.is_terminal and attempt.server not in (None, configured)
 
 
 def is_retryable(attempt: Attempt) -> bool:

@@ -11,6 +11,7 @@ from remix_pipeline.definitions.sensors import (
     partition_range_request,
     read_table_state,
 )
+from remix_pipeline.servers import ServerChangedError
 
 
 def build_refresh_schedule(runtime: ExperimentRuntime) -> dg.ScheduleDefinition | None:
@@ -38,7 +39,10 @@ def build_refresh_schedule(runtime: ExperimentRuntime) -> dg.ScheduleDefinition 
         if state.new_partitions:
             instance.add_dynamic_partitions(keys.partitions.name, state.new_partitions)
         latest = state.latest
-        again = runtime.to_pay_again(runtime.ledger(), latest, time.time())
+        try:
+            again = runtime.to_pay_again(runtime.ledger(), latest, time.time())
+        except ServerChangedError as exc:
+            return dg.SkipReason(str(exc))
         needed = [
             k
             for k in state.keys

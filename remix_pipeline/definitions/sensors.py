@@ -16,6 +16,7 @@ from remix_pipeline.definitions.runtime import (
     EXPERIMENT_TAG,
     STEP_TAG,
     ExperimentRuntime,
+    moved_away,
     run_is_gone,
     sensor_status,
 )
@@ -27,7 +28,7 @@ from remix_pipeline.requests import (
     read_request_table,
 )
 from remix_pipeline.submission import awaits_listing
-from remix_pipeline.tracking import PollReport, poll_in_flight
+from remix_pipeline.tracking import PollReport, poll_in_flight, servers_in_flight
 
 # Stay well inside the 60 s sensor evaluation timeout; what is left is done next tick.
 TICK_BUDGET_SECONDS = 35.0
@@ -118,6 +119,8 @@ def needs_submission(
     """No attempt yet, or an interrupted one that a run can settle now. One whose job may
     still appear on a remote server waits out the listing grace, rather than a run a tick."""
     if attempt is None:
+        return True
+    if runtime.settings.start_afresh and moved_away(attempt, runtime.settings.server_label()):
         return True
     if attempt.state is AttemptState.UNKNOWN and awaits_listing(
         attempt, grace_seconds=runtime.listing_grace_seconds, now=time.time()
@@ -275,23 +278,27 @@ def build_completion_sensor(runtime: ExperimentRuntime) -> dg.SensorDefinition:
     def completion_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         deadline = time.time() + TICK_BUDGET_SECONDS
         ledger = runtime.ledger()
-        try:
-            report = runtime.with_client(
-                lambda client: poll_in_flight(ledger, client, deadline=deadline)
-            )
-        except VideosAPIError as exc:
-            # The server is down or answering nonsense: what already finished is still
-            # reported, and the jobs are polled again next tick.
-            context.log.warning(
-                f"Polling {settings.server_label()} failed; trying again next tick: {exc}"
-            )
-            report = PollReport()
-        if report.foreign:
-            context.log.warning(
-                f"{settings.server_label()} answered {len(report.foreign)} status request(s) "
-                f"with another video's record (e.g. for {report.foreign[0].video_id}); "
-                "those jobs are asked again next tick."
-            )
+        report = PollReport()
+        # Each job is asked about on the server it was sent to.
+        for server in sorted(servers_in_flight(ledger)):
+            try:
+                part = runtime.with_client(
+                    lambda client: poll_in_flight(ledger, client, deadline=deadline),
+                    server=server,
+                )
+            except VideosAPIError as exc:
+                # The server is down or answering nonsense: what already finished is still
+                # reported, and the jobs are polled again next tick.
+                context.log.warning(f"Polling {server} failed; trying again next tick: {exc}")
+                continue
+            report.finished += part.finished
+            report.out_of_time |= part.out_of_time
+            if part.violations:
+                worst = max(part.violations, key=lambda a: a.poll_violations)
+                context.log.warning(
+                    f"{server} answered {len(part.violations)} status request(s) against the "
+                    f"contract ({worst.violation}); those jobs are asked again next tick."
+                )
         if report.out_of_time:
             context.log.info("Approaching the sensor timeout; the rest is polled next tick.")
         events = completion_events(context.instance, runtime)
