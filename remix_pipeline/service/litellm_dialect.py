@@ -135,6 +135,18 @@ FORM_PARAMETERS = {"character_create": ("video", "name")}
 DERIVING = frozenset({"remix", "edit", "extension"})
 # Routed successes whose headers itemise a zero cost instead of naming one (as measured).
 COST_BREAKDOWN = frozenset({"retrieve", "extension", "character_create", "character_retrieve"})
+ZERO_COST_HEADERS = tuple(
+    f"x-litellm-response-cost-{part}".encode()
+    for part in (
+        "original", "discount-amount", "margin-amount", "margin-percent", "input", "output",
+        "tool-usage",
+    )
+)  # fmt: skip
+# Request headers the proxy does not pass on (it sends its own key; Range is not served,
+# and the body's length changes).
+NOT_PASSED_ON = frozenset(
+    {b"content-length", b"range", b"if-range", b"x-litellm-api-key", b"authorization"}
+)
 # Fields the proxy consumes and does not forward to the provider.
 NOT_FORWARDED = frozenset({"model", "custom_llm_provider", "target_model_names"})
 
@@ -551,18 +563,7 @@ class _Call:
             ]
         else:
             if self.route.kind in COST_BREAKDOWN:
-                headers += [
-                    (f"x-litellm-response-cost-{part}".encode(), b"0.0")
-                    for part in (
-                        "original",
-                        "discount-amount",
-                        "margin-amount",
-                        "margin-percent",
-                        "input",
-                        "output",
-                        "tool-usage",
-                    )
-                ]
+                headers += [(name, b"0.0") for name in ZERO_COST_HEADERS]
             headers.append((b"x-litellm-key-spend", b"0.0"))
         elapsed = (time.perf_counter() - self.started) * 1000
         headers += [
@@ -632,18 +633,7 @@ class _Call:
 
     async def _forward(self, path: str, body: bytes, group: str) -> _Upstream:
         """Call the service (the proxy's provider) and take its whole answer."""
-        headers = [
-            (k, v)
-            for k, v in self.scope["headers"]
-            if k
-            not in (
-                b"content-length",
-                b"range",
-                b"if-range",
-                b"x-litellm-api-key",
-                b"authorization",
-            )
-        ]
+        headers = [(k, v) for k, v in self.scope["headers"] if k not in NOT_PASSED_ON]
         if self.dialect.api_key is not None:
             headers.append((b"authorization", f"Bearer {self.dialect.api_key}".encode()))
         if self.scope["method"] == "POST":
