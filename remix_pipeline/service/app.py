@@ -63,7 +63,7 @@ from remix_pipeline.contract import (
 from remix_pipeline.service.bodies import Body, UploadedFile, read_body
 from remix_pipeline.service.catalogue import load_catalogue, source_jobs
 from remix_pipeline.service.config import ServiceConfig
-from remix_pipeline.service.dialects import Dialect, DialectMiddleware
+from remix_pipeline.service.dialects import dialect_middleware
 from remix_pipeline.service.errors import (
     ApiError,
     handle_api_error,
@@ -521,10 +521,8 @@ def create_app(config: ServiceConfig, *, clock: Callable[[], float] = time.time)
         store.restore_character(fixture_character(clock()))
     faults = FaultInjector(config.faults)
     stats = ServiceStats()
-    dialect = (
-        []
-        if config.dialect is Dialect.OPENAI
-        else [Middleware(DialectMiddleware, dialect=config.dialect, media_scale=config.media_scale)]
+    dialect = dialect_middleware(
+        config.dialect, api_key=config.api_key, media_scale=config.media_scale
     )
     app = Starlette(
         routes=ROUTES,

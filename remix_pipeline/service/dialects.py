@@ -2,11 +2,23 @@
 
 Real servers that speak the Videos API bend it (reference/compatible-servers.md). Serving the
 same jobs with those bends lets the client's normalisation and the pipeline be proven against
-each one without the real server. The default dialect, `openai`, is the contract itself and
-installs nothing. The others rewrite requests and JSON answers at the ASGI edge:
+each one without the real server. An imitation must never contradict the real thing: where
+one is measured, it follows the measurement, and what it cannot follow it leaves out and
+says so. The default dialect, `openai`, is the contract itself and installs nothing. The
+others rewrite requests and answers at the ASGI edge:
 
-- `litellm`: `processing` instead of `in_progress`, a `usage` key, null optional keys left
-  out, and ids re-encoded with the provider and model (decoded again on the way in).
+- `litellm`: the real LiteLLM proxy 1.108.7 in front of this service, with the plain config
+  a new user writes and `num_retries: 0` (`remix_pipeline.service.litellm_dialect`, whose
+  docstring lists what is imitated and what is not). Measured in
+  reference/litellm-real.md; `tests/gateway` runs the real proxy, pins its behaviour
+  (`test_litellm_facts.py`) and compares this imitation with it step by step
+  (`test_imitation_matches_real.py`). In short: 242-character base64 ids naming the
+  deployment, raw ids unroutable (500) unless a remix, edit or extension body names the
+  model, create needing `model`, list a 400, DELETE a 405, every content variant the MP4,
+  `prompt` dropped and `usage` added to Video answers, the service's errors wrapped in
+  LiteLLM's envelope, retry headers renamed `llm_provider-*`, `x-litellm-*` headers. Not
+  imitated: the router's retries of lost POSTs and 5xx (duplicate paid jobs) and its sleeping
+  on a 429, `completion_model`, and calls to api.openai.com.
 - `sglang`: no `in_progress` phase (a running job reads `queued`), lists with only
   `object` and `data`, content that ignores `variant`, extra keys.
 - `vllm`: `size` as the rendered pixel size, `seconds` as a number, extra keys, no remix.
@@ -15,21 +27,28 @@ installs nothing. The others rewrite requests and JSON answers at the ASGI edge:
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import json
-import re
 from enum import StrEnum
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-LITELLM_PREFIX = "litellm:openai:sora-2:"
-_VIDEO_PATH = re.compile(r"^/v1/videos/(?P<id>[^/]+)(?P<rest>/.*)?$")
-_RESERVED = frozenset({"edits", "extensions", "characters"})
-_OPTIONAL = ("completed_at", "expires_at", "error", "remixed_from_video_id")
+from remix_pipeline.service.litellm_dialect import (
+    LiteLLMDialect,
+    decode_litellm_id,
+    encode_litellm_id,
+)
+
+__all__ = [
+    "Dialect",
+    "DialectMiddleware",
+    "decode_litellm_id",
+    "dialect_middleware",
+    "encode_litellm_id",
+]
 
 
 class Dialect(StrEnum):
@@ -40,25 +59,21 @@ class Dialect(StrEnum):
     NO_LIST = "no-list"
 
 
-def encode_litellm_id(video_id: str) -> str:
-    raw = (LITELLM_PREFIX + video_id).encode()
-    return "video_" + base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_litellm_id(value: str) -> str:
-    """The service's own id behind a re-encoded one; other ids pass through unchanged."""
-    if not value.startswith("video_"):
-        return value
-    encoded = value.removeprefix("video_")
-    try:
-        raw = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        return value
-    return raw.removeprefix(LITELLM_PREFIX) if raw.startswith(LITELLM_PREFIX) else value
+def dialect_middleware(
+    dialect: Dialect, *, api_key: str | None = None, media_scale: float = 1.0
+) -> list[Middleware]:
+    """The middleware that makes the service speak `dialect` (none for the contract)."""
+    dialect = Dialect(dialect)
+    if dialect is Dialect.OPENAI:
+        return []
+    if dialect is Dialect.LITELLM:
+        return [Middleware(LiteLLMDialect, api_key=api_key)]
+    return [Middleware(DialectMiddleware, dialect=dialect, media_scale=media_scale)]
 
 
 class DialectMiddleware:
-    """Rewrites one request and its JSON answer the way the chosen server would."""
+    """Rewrites one request and its JSON answer the way sglang, vLLM or a server without a
+    list would (LiteLLM has its own middleware)."""
 
     def __init__(self, app: ASGIApp, *, dialect: Dialect, media_scale: float = 1.0) -> None:
         self.app = app
@@ -85,12 +100,6 @@ class DialectMiddleware:
     def _request(self, scope: Scope) -> Scope:
         path: str = scope["path"]
         query = scope.get("query_string", b"").decode("latin-1")
-        if self.dialect is Dialect.LITELLM:
-            matched = _VIDEO_PATH.match(path)
-            if matched and matched["id"] not in _RESERVED:
-                path = f"/v1/videos/{decode_litellm_id(matched['id'])}{matched['rest'] or ''}"
-            pairs = [(k, decode_litellm_id(v) if k == "after" else v) for k, v in parse_qsl(query)]
-            query = urlencode(pairs)
         if self.dialect is Dialect.SGLANG and path.endswith("/content"):
             query = urlencode([(k, v) for k, v in parse_qsl(query) if k != "variant"])
         return {**scope, "path": path, "raw_path": path.encode(), "query_string": query.encode()}
@@ -106,15 +115,7 @@ class DialectMiddleware:
     def _video(self, video: Any) -> Any:
         if not isinstance(video, dict) or video.get("object") != "video":
             return video
-        if self.dialect is Dialect.LITELLM:
-            if video["status"] == "in_progress":
-                video["status"] = "processing"
-            video["id"] = encode_litellm_id(video["id"])
-            video["usage"] = {"duration_seconds": int(video["seconds"])}
-            for key in _OPTIONAL:
-                if video.get(key) is None:
-                    video.pop(key, None)
-        elif self.dialect is Dialect.SGLANG:
+        if self.dialect is Dialect.SGLANG:
             if video["status"] == "in_progress":
                 video["status"], video["progress"] = "queued", 0
             video.update(quality="default", url=None, file_path=None, peak_memory_mb=512.0)

@@ -178,6 +178,8 @@ def build_server(
         log_level="warning",
         access_log=False,
         lifespan="off",
+        # The LiteLLM proxy answers without a `server` header; the imitation does too.
+        server_header=config.dialect is not Dialect.LITELLM,
     )
     return VideosServer(uv_config, on_ready=on_ready)
 

@@ -8,6 +8,7 @@ import re
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from urllib.parse import quote
 
 import httpx
 import pandas as pd
@@ -47,14 +48,13 @@ def test_run_against_the_litellm_dialect_completes_every_variant(ran: CommandRun
     assert set(lineage["state"]) == {"completed"}
     assert (lineage["remixed_from_video_id"] == lineage["source_video_id"]).all()
     assert lineage["video_sha256"].notna().all()
-    listed = httpx.get(
-        f"{served.base_url}/videos",
-        params={"limit": 100},
-        headers={"Authorization": f"Bearer {served.key}"},
-    ).json()["data"]
-    # The lineage keeps the gateway's own (re-encoded) ids, the ones the server lists.
-    assert set(lineage["video_id"]) <= {job["id"] for job in listed}
+    # The lineage keeps the gateway's own (re-encoded) ids, which the gateway answers for.
     assert all(decode_litellm_id(v) != v for v in lineage["video_id"])
+    with httpx.Client(headers={"Authorization": f"Bearer {served.key}"}) as http:
+        for video_id in lineage["video_id"]:
+            answer = http.get(f"{served.base_url}/videos/{quote(video_id, safe='')}")
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["id"] == video_id
 
 
 def test_each_deviation_kind_is_warned_about_once(ran: CommandRun, served: Served):
@@ -66,6 +66,27 @@ def test_each_deviation_kind_is_warned_about_once(ran: CommandRun, served: Serve
     }
     assert set(kinds.values()) == {1}, kinds
     assert served.base_url in ran.result.stderr
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="needs the pipeline to derive thumbnails and spritesheets from the MP4 when the "
+    "server ignores `variant` (pipeline work in progress): LiteLLM answers every variant "
+    "with the MP4",
+)
+def test_every_media_file_is_what_its_name_says(ran: CommandRun):
+    """Through LiteLLM, `thumbnail` and `spritesheet` come back as the MP4 (video/mp4): a file
+    named thumbnail.webp must still hold a WebP, and spritesheet.jpg a JPEG."""
+    media = sorted((ran.project / "data/output/sample/media").rglob("*.*"))
+    assert {p.name for p in media} >= {"video.mp4", "thumbnail.webp", "spritesheet.jpg"}
+    for path in media:
+        head = path.read_bytes()[:12]
+        if path.suffix == ".mp4":
+            assert head[4:8] == b"ftyp", path
+        elif path.suffix == ".webp":
+            assert head[:4] == b"RIFF" and head[8:12] == b"WEBP", path
+        elif path.suffix == ".jpg":
+            assert head[:3] == b"\xff\xd8\xff", path
 
 
 def test_the_key_is_in_no_output_of_the_run(ran: CommandRun, served: Served):

@@ -1,10 +1,9 @@
-"""What the embedded service answers in each dialect, seen with plain httpx."""
+"""What the embedded service answers in each dialect, seen with plain httpx (LiteLLM's in
+test_litellm_dialect.py)."""
 
 from __future__ import annotations
 
 import asyncio
-
-from remix_pipeline.service.dialects import decode_litellm_id, encode_litellm_id
 
 from .conftest import MakeConfig, raw_http
 
@@ -29,29 +28,6 @@ async def test_openai_dialect_answers_every_contract_key_and_nothing_else(make_c
     assert len(video) == 13
     assert statuses <= {"queued", "in_progress", "completed"}
     assert video["remixed_from_video_id"] == SOURCE
-
-
-async def test_litellm_dialect_says_processing_adds_usage_and_drops_null_keys(
-    make_config: MakeConfig,
-):
-    statuses: set[str] = set()
-    video = await remix_and_watch(make_config("litellm"), statuses)
-    assert "processing" in statuses
-    assert "in_progress" not in statuses
-    assert video["usage"] == {"duration_seconds": int(video["seconds"])}
-    assert "error" not in video
-
-
-async def test_litellm_dialect_re_encodes_ids_and_accepts_them_back(make_config: MakeConfig):
-    async with raw_http(make_config("litellm")) as http:
-        made = (await http.post(f"/videos/{SOURCE}/remix", json={"prompt": "Make it noir"})).json()
-        again = await http.get(f"/videos/{made['id']}")
-    own = decode_litellm_id(made["id"])
-    assert own != made["id"]
-    assert encode_litellm_id(own) == made["id"]
-    assert again.status_code == 200
-    assert again.json()["id"] == made["id"]
-    assert made["remixed_from_video_id"] == SOURCE
 
 
 async def test_sglang_dialect_has_no_in_progress_phase(make_config: MakeConfig):
