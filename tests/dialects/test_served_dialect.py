@@ -68,12 +68,6 @@ def test_each_deviation_kind_is_warned_about_once(ran: CommandRun, served: Serve
     assert served.base_url in ran.result.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the pipeline to derive thumbnails and spritesheets from the MP4 when the "
-    "server ignores `variant` (pipeline work in progress): LiteLLM answers every variant "
-    "with the MP4",
-)
 def test_every_media_file_is_what_its_name_says(ran: CommandRun):
     """Through LiteLLM, `thumbnail` and `spritesheet` come back as the MP4 (video/mp4): a file
     named thumbnail.webp must still hold a WebP, and spritesheet.jpg a JPEG."""
