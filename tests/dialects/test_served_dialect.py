@@ -71,7 +71,9 @@ def test_each_deviation_kind_is_warned_about_once(ran: CommandRun, served: Serve
 def test_every_media_file_is_what_its_name_says(ran: CommandRun):
     """Through LiteLLM, `thumbnail` and `spritesheet` come back as the MP4 (video/mp4): a file
     named thumbnail.webp must still hold a WebP, and spritesheet.jpg a JPEG."""
-    media = sorted((ran.project / "data/output/sample/media").rglob("*.*"))
+    media = sorted(
+        p for p in (ran.project / "data/output/sample/media").rglob("*.*") if p.is_file()
+    )
     assert {p.name for p in media} >= {"video.mp4", "thumbnail.webp", "spritesheet.jpg"}
     for path in media:
         head = path.read_bytes()[:12]
