@@ -1,4 +1,4 @@
-"""The `remix-pipeline` command line: run, validate, serve, lineage."""
+"""The `remix-pipeline` command line: run, validate, serve, lineage, check-server."""
 
 from __future__ import annotations
 
@@ -46,6 +46,17 @@ def _register_lineage(commands: argparse._SubParsersAction) -> None:
     cmd.set_defaults(handler=lineage_command)
 
 
+def _register_check(commands: argparse._SubParsersAction) -> None:
+    from remix_pipeline.server_check import add_check_arguments, check_command
+
+    cmd = commands.add_parser(
+        "check-server",
+        help="Probe a Videos API server or gateway and print what works through it.",
+    )
+    add_check_arguments(cmd)
+    cmd.set_defaults(handler=check_command)
+
+
 def _register_validate(commands: argparse._SubParsersAction) -> None:
     cmd = commands.add_parser(
         "validate",
@@ -88,6 +99,7 @@ _COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _register_serve,
     _register_lineage,
     _register_validate,
+    _register_check,
 ]
 
 

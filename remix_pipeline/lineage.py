@@ -47,9 +47,10 @@ REQUEST_COLUMNS: tuple[str, ...] = (
     "run_id",
     "submitted_at",
     "adopted",
+    "server",
 )
 MEDIA_COLUMNS: tuple[str, ...] = tuple(
-    f"{v.value}_{suffix}" for v in ContentVariant for suffix in ("path", "sha256")
+    f"{v.value}_{suffix}" for v in ContentVariant for suffix in ("path", "sha256", "derived")
 )
 LINEAGE_COLUMNS: tuple[str, ...] = (
     REQUEST_COLUMNS + VIDEO_COLUMNS + MEDIA_COLUMNS + ("estimated_cost_usd",)
@@ -66,6 +67,11 @@ COLUMN_DESCRIPTIONS: dict[str, str] = {
     "run_id": "Dagster run that recorded the submission intent.",
     "submitted_at": "When the server accepted the job (unix seconds).",
     "adopted": "True when the job was recovered by orphan matching after a lost response.",
+    "server": "Where the job was sent: the base URL without credentials, or 'embedded'.",
+    "thumbnail_derived": "True when the server could not supply the thumbnail and it was made "
+    "here from the MP4.",
+    "spritesheet_derived": "True when the server could not supply the spritesheet and it was "
+    "made here from the MP4.",
     "video_id": "The remix job's id on the server.",
     "estimated_cost_usd": "seconds x the per-second price of model and size.",
 }

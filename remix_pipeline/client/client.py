@@ -564,6 +564,11 @@ class VideosClient:
 
     def _observe(self, response: httpx.Response) -> None:
         self.profile.answered = True
+        headers = response.headers
+        self.profile.poll_after_seen |= "openai-poll-after-ms" in headers
+        self.profile.retry_headers_seen.update(
+            name for name in headers if name.endswith(("retry-after", "retry-after-ms"))
+        )
         gateway = gateway_of(response.headers)
         if gateway is not None and self.profile.gateway is None:
             self.profile.gateway = gateway

@@ -8,7 +8,7 @@ out again, with a failed request, by the next.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from remix_pipeline.client.gateways import Gateway
 
@@ -19,6 +19,9 @@ class ServerProfile:
     answered: bool = False  # any answer seen, so `gateway` means something
     list_unavailable: bool = False
     list_ignores_cursor: bool = False
+    # Headers seen on any answer, for `remix-pipeline check-server` to report.
+    poll_after_seen: bool = False
+    retry_headers_seen: set[str] = field(default_factory=set)
 
     @property
     def sends_model_on_derivations(self) -> bool:
