@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from remix_pipeline.client import VideosAPIError, VideosClient
+from remix_pipeline.client.gateways import is_gateway_encoded
 from remix_pipeline.ledger import Attempt, Ledger
 from remix_pipeline.pricing import DEFAULT_PRICES_PER_SECOND, estimate_cost_usd
 from remix_pipeline.requests import VariantRequest
@@ -84,6 +85,11 @@ def unpaid_requests(
 async def _price_source(
     client: VideosClient, source_video_id: str, prices: Mapping[str, Mapping[str, float]]
 ) -> SourcePrice:
+    if not client.profile.serves_raw_ids and not is_gateway_encoded(source_video_id):
+        # A gateway (LiteLLM) cannot route a retrieve of an id it did not issue: asking
+        # would only cost retries of its 500s.
+        problem = "the gateway cannot describe a source it did not create"
+        return SourcePrice(source_video_id, None, None, None, None, problem=problem)
     try:
         video = await client.retrieve(source_video_id)
     except VideosAPIError as exc:
@@ -98,6 +104,7 @@ async def estimate_batch(
     prices: Mapping[str, Mapping[str, float]] = DEFAULT_PRICES_PER_SECOND,
 ) -> BatchEstimate:
     """Price `requests` by retrieving each distinct source once."""
+    await client.learn_server()
     per_source = Counter(r.source_video_id for r in requests)
     priced = await asyncio.gather(*(_price_source(client, s, prices) for s in sorted(per_source)))
     total = sum((p.cost_per_remix_usd or 0.0) * per_source[p.source_video_id] for p in priced)

@@ -556,3 +556,44 @@ def test_attempts_frame_reads_100k_attempts_in_bulk(
     assert len(frame) == 100_000
     assert frame["key"].is_unique
     assert set(frame["state"]) == {"intent"}
+
+
+def test_a_ledger_of_an_older_version_gains_the_new_columns_and_keeps_its_rows(tmp_path):
+    """Made with the schema of 2026-11-25 (no server, poll-violation or media-derived
+    columns), then opened by this version: nothing is lost and every new column is there."""
+    import sqlite3
+
+    path = tmp_path / "ledger.db"
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            """
+            CREATE TABLE attempts (
+                id INTEGER PRIMARY KEY AUTOINCREMENT, key VARCHAR(200) NOT NULL,
+                attempt INTEGER NOT NULL, state VARCHAR(16) NOT NULL,
+                source_video_id VARCHAR(200) NOT NULL, prompt TEXT NOT NULL,
+                prompt_sha256 VARCHAR(64) NOT NULL, variant TEXT NOT NULL,
+                experiment TEXT NOT NULL, replicate INTEGER NOT NULL,
+                table_hash VARCHAR(64) NOT NULL, row_number INTEGER NOT NULL,
+                run_id VARCHAR(200), intent_at FLOAT NOT NULL, sent_at FLOAT,
+                submitted_at FLOAT, finished_at FLOAT, video_id VARCHAR(200), video TEXT,
+                error_code VARCHAR(200), error_message TEXT, adopted BOOLEAN NOT NULL,
+                reported BOOLEAN NOT NULL,
+                UNIQUE (key, attempt), UNIQUE (video_id));
+            CREATE TABLE media (
+                key VARCHAR(200) NOT NULL, attempt INTEGER NOT NULL, variant VARCHAR(32) NOT NULL,
+                path TEXT NOT NULL, sha256 VARCHAR(64) NOT NULL, size_bytes BIGINT NOT NULL,
+                PRIMARY KEY (key, attempt, variant));
+            INSERT INTO attempts (key, attempt, state, source_video_id, prompt, prompt_sha256,
+                variant, experiment, replicate, table_hash, row_number, intent_at, adopted,
+                reported) VALUES ('k.1', 1, 'intent', 'video_src', 'p', 'x', 'v', 'e', 1, 'h',
+                1, 1.0, 0, 0);
+            INSERT INTO media VALUES ('k.1', 1, 'video', '/m/video.mp4', 'a', 10);
+            """
+        )
+    ledger = Ledger.for_path(path)
+    old = ledger.get("k.1", 1)
+    assert (old.server, old.poll_violations, old.violation) == (None, 0, None)
+    assert ledger.media("k.1", 1)["video"].derived is False
+    assert ledger.assign_server("embedded", recorded=None) == 1
+    assert ledger.get("k.1", 1).server == "embedded"
+    Ledger.for_path(path)  # opening it again changes nothing

@@ -263,7 +263,8 @@ class HeadlessRunner:
                 )
                 summary.stuck = [describe(a) for a in hopeless]
                 return summary
-            if time.monotonic() - checked_at >= STALL_CHECK_SECONDS or not movement:
+            every = min(STALL_CHECK_SECONDS, stall_seconds / 3)
+            if time.monotonic() - checked_at >= every or not movement:
                 checked_at = time.monotonic()
                 now_moving = self._movement(progress)
                 if now_moving != movement:

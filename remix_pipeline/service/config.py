@@ -52,6 +52,13 @@ class FaultConfig(BaseModel):
         description="Share of successful create/remix/retrieve/list answers whose JSON is "
         "broken (cut short, missing id and status, or an unknown status); a job is still made.",
     )
+    misdirect_rate: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of successful retrieve/list answers whose videos carry another id "
+        "(status answers about the wrong job).",
+    )
     failure_rate: float = Field(
         default=0.0, ge=0.0, le=1.0, description="Share of jobs that end `failed`."
     )

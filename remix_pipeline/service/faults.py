@@ -18,6 +18,9 @@ instance sees them:
   list; below `garble_rate` its JSON is broken in one of three ways (a second draw picks):
   cut short, its videos without `id` and `status`, or with a status outside the contract.
   The work behind the answer is done all the same, as by a server with a broken encoder.
+- `misdirect`: one draw per successful retrieve or list answer; below `misdirect_rate` every
+  video in it carries another id, as from a server (or a cache in front of one) that answers
+  status requests about the wrong job.
 - `failure`: one draw per created job; below `failure_rate` the job ends `generation_failed`.
   A prompt containing a moderation term (case-insensitive) ends `moderation_blocked`
   regardless, and still consumes its draw, so adding a term does not shift other outcomes.
@@ -58,9 +61,11 @@ class Garbling(StrEnum):
     CUT_SHORT = "cut_short"
     MISSING_FIELDS = "missing_fields"
     UNKNOWN_STATUS = "unknown_status"
+    ANOTHER_VIDEO = "another_video"  # drawn by `misdirect`, never by `garble`
 
 
 UNKNOWN_STATUS = "melting"
+_GARBLINGS = [g for g in Garbling if g is not Garbling.ANOTHER_VIDEO]
 
 
 def garbled(body: bytes, how: Garbling) -> bytes:
@@ -73,6 +78,8 @@ def garbled(body: bytes, how: Garbling) -> bytes:
         if how is Garbling.MISSING_FIELDS:
             video.pop("id", None)
             video.pop("status", None)
+        elif how is Garbling.ANOTHER_VIDEO:
+            video["id"] = "video_misdirected_" + str(video.get("id", ""))[-12:]
         else:
             video["status"] = UNKNOWN_STATUS
     return json.dumps(data).encode()
@@ -104,6 +111,7 @@ class FaultInjector:
         self._spike_rng = random.Random(f"{config.seed}:spike")
         self._drop_rng = random.Random(f"{config.seed}:drop")
         self._garble_rng = random.Random(f"{config.seed}:garble")
+        self._misdirect_rng = random.Random(f"{config.seed}:misdirect")
         self._failure_rng = random.Random(f"{config.seed}:failure")
         self._terms = tuple(t.casefold() for t in config.moderation_terms if t)
 
@@ -154,7 +162,13 @@ class FaultInjector:
         with self._lock:
             if self._garble_rng.random() >= self.config.garble_rate:
                 return None
-            return self._garble_rng.choice(list(Garbling))
+            return self._garble_rng.choice(_GARBLINGS)
+
+    def misdirects(self) -> bool:
+        if self.config.misdirect_rate <= 0:
+            return False
+        with self._lock:
+            return self._misdirect_rng.random() < self.config.misdirect_rate
 
     def outcome(self, prompt: str) -> Failure | None:
         """How a new job will end: None for success, else its failure."""

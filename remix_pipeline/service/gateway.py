@@ -27,7 +27,8 @@ from remix_pipeline.service.stats import ServiceStats
 logger = logging.getLogger(__name__)
 
 JOB_CREATING = frozenset({"create", "remix", "edit", "extension"})
-GARBLEABLE = JOB_CREATING | {"retrieve", "list"}
+STATUS_ANSWERS = frozenset({"retrieve", "list"})
+GARBLEABLE = JOB_CREATING | STATUS_ANSWERS
 UNKNOWN_OPERATION = "unknown"
 
 
@@ -135,6 +136,8 @@ class Gateway:
             if message["type"] == "http.response.start":
                 if operation in GARBLEABLE and message["status"] == 200:
                     garbling = self.faults.garbling()
+                if operation in STATUS_ANSWERS and message["status"] == 200 and garbling is None:
+                    garbling = Garbling.ANOTHER_VIDEO if self.faults.misdirects() else None
                 if garbling is not None:
                     held_start = message
                     return

@@ -41,6 +41,7 @@ _OPTION_OF_FIELD = {
     "spike_ms": "--spike-ms",
     "drop_rate": "--drop-rate",
     "garble_rate": "--garble-rate",
+    "misdirect_rate": "--misdirect-rate",
     "failure_rate": "--failure-rate",
     "moderation_terms": "--moderation-term",
 }
@@ -91,6 +92,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     faults.add_argument(
         "--garble-rate", type=float, default=0.0, help="Share of answers with broken JSON."
     )
+    faults.add_argument(
+        "--misdirect-rate",
+        type=float,
+        default=0.0,
+        help="Share of status answers that describe another video.",
+    )
     faults.add_argument("--failure-rate", type=float, default=0.0, help="Share of failed jobs.")
     faults.add_argument(
         "--moderation-term", action="append", default=[], help="Repeatable; blocks prompts."
@@ -125,6 +132,7 @@ def config_from_args(args: argparse.Namespace) -> ServiceConfig:
             spike_ms=args.spike_ms,
             drop_rate=args.drop_rate,
             garble_rate=args.garble_rate,
+            misdirect_rate=args.misdirect_rate,
             failure_rate=args.failure_rate,
             moderation_terms=tuple(args.moderation_term),
         )

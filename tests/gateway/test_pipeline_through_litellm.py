@@ -107,6 +107,8 @@ def test_the_sample_and_a_chain_complete_through_the_plain_config(plain_run: Pla
     frame = plain_run.lineage()
     assert len(frame) == 14  # 12 sample variants (one row has 2 replicates) and the chain's 2
     assert set(frame["state"]) == {"completed"}
+    # The raw sources cannot be described through the gateway: unpriced, not a failure.
+    assert "14 could not be priced" in plain_run.output
 
 
 def test_the_upstream_holds_exactly_one_remix_job_per_variant(
