@@ -107,6 +107,8 @@ def test_the_sample_and_a_chain_complete_through_the_plain_config(plain_run: Pla
     frame = plain_run.lineage()
     assert len(frame) == 14  # 12 sample variants (one row has 2 replicates) and the chain's 2
     assert set(frame["state"]) == {"completed"}
+    # The chain's source is named in the gateway's encoding, its answer in the upstream's.
+    assert "remixed_from_matches_source passed" in plain_run.output
     # The raw sources cannot be described through the gateway: unpriced, not a failure.
     assert "14 could not be priced" in plain_run.output
 
