@@ -15,7 +15,6 @@ import secrets
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from remix_pipeline.contract import ContentVariant
 from remix_pipeline.derived_media import holds_expected_media
 from remix_pipeline.lineage import read_lineage
 from remix_pipeline.submission import UNRESOLVED_CODE
+from tests.served import CommandRun, Served, run_against
 
 from .conftest import Gateway, GatewayConfig
 
@@ -62,44 +62,32 @@ def table_with_chain(tag: str) -> str:
 
 @dataclass
 class PlainRun:
-    project: Path
-    result: subprocess.CompletedProcess[str]
+    ran: CommandRun
     tag: str
 
     @property
+    def project(self) -> Path:
+        return self.ran.project
+
+    @property
     def output(self) -> str:
-        return self.result.stdout + self.result.stderr
+        return self.ran.output
+
+    @property
+    def result(self) -> subprocess.CompletedProcess[str]:
+        return self.ran.result
 
     def lineage(self) -> pd.DataFrame:
         return read_lineage(str(self.project / "data" / "output" / "sample" / "lineage.parquet"))
 
 
 @pytest.fixture(scope="module")
-def plain_run(gateway: Gateway, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlainRun]:
-    project = tmp_path_factory.mktemp("through-litellm")
+def plain_run(gateway: Gateway, tmp_path_factory: pytest.TempPathFactory) -> PlainRun:
+    """`remix-pipeline run` told only OPENAI_BASE_URL (the proxy) and OPENAI_API_KEY."""
     tag = secrets.token_hex(4)
-    (project / "data").mkdir()
-    (project / "data" / "requests.csv").write_text(table_with_chain(tag))
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "REMIX_", "DAGSTER_"))
-    }
-    env.update(
-        OPENAI_BASE_URL=gateway.base_url,
-        OPENAI_API_KEY=gateway.master_key,
-        REMIX_PIPELINE_HOME=str(project / ".remix-pipeline"),
-        COLUMNS="200",
-    )
-    result = subprocess.run(
-        [str(REMIX_PIPELINE), "run", "--table", "data/requests.csv", "--timeout", "240"],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        errors="replace",
-        timeout=300,
-        check=False,
-    )
-    yield PlainRun(project, result, tag)
+    proxy = Served(base_url=gateway.base_url, key=gateway.master_key, db_path=Path())
+    ran = run_against(proxy, tmp_path_factory.mktemp("through-litellm"), table_with_chain(tag))
+    return PlainRun(ran, tag)
 
 
 def test_the_sample_and_a_chain_complete_through_the_plain_config(plain_run: PlainRun):
