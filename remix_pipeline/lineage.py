@@ -132,8 +132,18 @@ def write_parquet_atomically(frame: pd.DataFrame, destination: str) -> str:
 
 
 def read_lineage(source: str) -> pd.DataFrame:
-    with UPath(source).open("rb") as handle:
-        return pd.read_parquet(handle)
+    """The table at a local path or an fsspec URL.
+
+    pyarrow reads a local file itself. A Python file object is read on one thread: pyarrow's
+    reader threads on one can outlive the interpreter and abort the process as it exits
+    ("terminate called without an active exception", exit 134; apache/arrow#34314), which
+    `remix-pipeline lineage` did about one run in ten.
+    """
+    path = UPath(source)
+    if path.protocol in ("", "file", "local"):
+        return pd.read_parquet(path.path)
+    with path.open("rb") as handle:
+        return pd.read_parquet(handle, use_threads=False)
 
 
 def trace(frame: pd.DataFrame, video_id: str) -> list[dict[str, object]]:
