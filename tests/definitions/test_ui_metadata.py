@@ -64,6 +64,7 @@ class Shown:
     root: Path
     run_id: str
     entries: dict[str, dict[str, Any]]
+    run_output: str
 
     @property
     def lineage(self) -> pd.DataFrame:
@@ -104,7 +105,17 @@ def shown(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shown]:
     assert found["__typename"] == "Asset", found
     (latest,) = found["assetMaterializations"]
     entries = {entry["label"]: entry for entry in latest["metadataEntries"]}
-    yield Shown(root=root, run_id=latest["runId"], entries=entries)
+    yield Shown(root=root, run_id=latest["runId"], entries=entries, run_output=ran.stdout)
+
+
+def test_run_summary_in_a_log_names_every_video_and_the_lineage_table_whole(shown: Shown) -> None:
+    lines = shown.run_output.splitlines()
+    assert "…" not in shown.run_output
+    for row in shown.lineage.itertuples():
+        (line,) = [line for line in lines if row.video_id in line.split()]
+        assert line.split()[:2] == [row.source_video_id, row.variant]
+    (where,) = [line for line in lines if line.startswith("lineage table: ")]
+    assert where.endswith("data/output/sample/lineage.parquet")
 
 
 def test_lineage_shows_its_column_schema_with_every_lineage_column(shown: Shown) -> None:
