@@ -263,6 +263,9 @@ def _record_lines(columns: list[str], rows: list[list[str]]) -> list[str]:
 def _cell(value: object) -> str:
     if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
         return ""
+    if isinstance(value, pd.Timestamp):
+        utc = value.tz_convert("UTC") if value.tz else value.tz_localize("UTC")
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if utc.microsecond else "%Y-%m-%dT%H:%M:%SZ")
     return str(value)
 
 
@@ -312,12 +315,29 @@ def lineage_command(args: argparse.Namespace) -> int:
 
 
 def _emit(frame: pd.DataFrame, fmt: str, columns: list[str]) -> None:
-    """csv and json: every column of `frame`; table: `columns`."""
+    """csv and json: every column of `frame`, times as ISO 8601 UTC; table: `columns`."""
     if fmt == "csv":
-        frame.to_csv(sys.stdout, index=False)
+        _iso_times(frame).to_csv(sys.stdout, index=False)
     elif fmt == "json":
-        records = json.loads(frame.to_json(orient="records"))
+        records = json.loads(_iso_times(frame).to_json(orient="records"))
         json.dump(records, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         _print_rows(Console(), frame.reindex(columns=columns), columns)
+
+
+def _iso_times(frame: pd.DataFrame) -> pd.DataFrame:
+    """Datetime columns as ISO 8601 UTC text (`2026-09-24T12:00:00Z`), missing ones empty.
+
+    A column with any fraction of a second shows microseconds in every value, so the strings
+    of one column sort as their times do.
+    """
+    texts = {}
+    for name, column in frame.items():
+        if not pd.api.types.is_datetime64_any_dtype(column):
+            continue
+        utc = column.dt.tz_convert("UTC") if column.dt.tz else column.dt.tz_localize("UTC")
+        fraction = bool((utc.dropna().dt.microsecond != 0).any())
+        text = utc.dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if fraction else "%Y-%m-%dT%H:%M:%SZ")
+        texts[name] = text.astype(object).where(utc.notna(), None)
+    return frame.assign(**texts) if texts else frame

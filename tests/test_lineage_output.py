@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import pty
 import re
@@ -204,6 +205,19 @@ def test_piped_trace_shows_the_whole_chain_with_whole_ids(lineage):
     words = whole(out)
     assert {CHAINED_ID, LONG_ID, SOURCE} <= words
     assert [line.split()[0] for line in out.splitlines()[1:]] == [CHAINED_ID, LONG_ID, SOURCE]
+
+
+def test_json_and_csv_output_carry_times_as_iso_8601_utc(lineage):
+    path, frame = lineage
+
+    records = json.loads(piped(path, "--format", "json"))
+    table = pd.read_csv(io.StringIO(piped(path, "--format", "csv")), dtype=str)
+
+    for listed in (records, table.to_dict("records")):
+        assert [r["created_at"] for r in listed] == ["2023-11-14T22:13:20Z"] * 3
+        assert [r["expires_at"] for r in listed] == ["2023-11-14T23:14:20Z"] * 3
+        assert [r["submitted_at"] for r in listed] == ["2023-11-14T22:13:20.250000Z"] * 3
+    assert [r["video_id"] for r in records] == frame["video_id"].tolist()
 
 
 def test_terminal_table_keeps_a_300_character_id_whole_at_40_columns(lineage):

@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from remix_pipeline.lineage import LINEAGE_COLUMNS
+from remix_pipeline.lineage import LINEAGE_COLUMNS, TIME_COLUMNS
 
 from .conftest import write_service_settings
 from .test_code_location import REPO, serving_ui
@@ -123,6 +123,8 @@ def test_lineage_shows_its_column_schema_with_every_lineage_column(shown: Shown)
     assert entry["__typename"] == "TableSchemaMetadataEntry"
     columns = [c["name"] for c in entry["schema"]["columns"]]
     assert columns == list(LINEAGE_COLUMNS)
+    types = {c["name"]: c["type"] for c in entry["schema"]["columns"]}
+    assert {c: types[c] for c in TIME_COLUMNS} == dict.fromkeys(TIME_COLUMNS, "datetime64[ns, UTC]")
 
 
 def test_lineage_shows_column_lineage_back_to_the_request_table(shown: Shown) -> None:
