@@ -1,4 +1,5 @@
 """Benchmarks of remix-pipeline against its peers and against the server's own limits.
 
-Run `python -m benchmarks.run` (or `--quick`); results go to `benchmarks/RESULTS.md`.
+Run `.venv/bin/python -m benchmarks.run` (or `--quick`) with the test extras installed;
+results go to `benchmarks/RESULTS.md`.
 """

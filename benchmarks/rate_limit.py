@@ -18,6 +18,15 @@ from benchmarks.served import ServedService, ServiceSettings
 from benchmarks.variants import variants
 
 
+def submission_span(frame: pd.DataFrame) -> tuple[int, float]:
+    """How many attempts of a lineage table were submitted, and the seconds from the first
+    submission to the last (`submitted_at` is a UTC datetime column)."""
+    submitted = frame["submitted_at"].dropna()
+    if len(submitted) < 2:
+        return len(submitted), 0.0
+    return len(submitted), (submitted.max() - submitted.min()).total_seconds()
+
+
 def rate_limit(plan: Plan, workdir: Path, report: Report) -> None:
     n, limit = plan.rate_limit_variants, plan.rate_limit_rpm
     settings = ServiceSettings(job_seconds=5.0, rpm_limit=limit)
@@ -30,14 +39,12 @@ def rate_limit(plan: Plan, workdir: Path, report: Report) -> None:
             report.add(Row("6", case, str(n), None, "", "", str(exc)))
             return
         stats = service.stats()
-    frame = pd.read_parquet(outcome.lineage_path)
-    submitted = frame["submitted_at"].dropna()
-    span = float(submitted.max() - submitted.min()) if len(submitted) > 1 else 0.0
+    submitted, span = submission_span(pd.read_parquet(outcome.lineage_path))
     statuses = stats["statuses"]
     answered = sum(v for k, v in statuses.items() if k.startswith("2"))
     limited = int(statuses.get("429", 0))
     remix_limited = int(stats["by_operation"].get("remix", {}).get("429", 0))
-    per_minute = (len(submitted) - 1) / span * 60 if span > 0 else float("inf")
+    per_minute = (submitted - 1) / span * 60 if span > 0 else float("inf")
     report.add(
         Row(
             "6",

@@ -10,8 +10,10 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from remix_pipeline.experiment import LEDGER_URL_ENV, ExperimentSettings
 
@@ -26,6 +28,13 @@ LINEAGE_VIEW = [
     "video_id",
     "error_code",
 ]
+# `remix-pipeline lineage --format table`: one line per attempt, found by its key or video id
+# (csv and json carry every column).
+LINEAGE_TABLE_VIEW = ["key", *LINEAGE_VIEW]
+# Prose that may wrap between words on a terminal; every other value (ids, keys, paths,
+# hashes, labels) is printed whole on one line, whatever the width.
+FREE_TEXT_COLUMNS = frozenset({"prompt", "error_message"})
+MISSING = "-"
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -190,15 +199,13 @@ def _print_summary(out: Console, summary: object) -> None:
     from remix_pipeline.lineage import read_lineage
 
     frame = read_lineage(summary.lineage_path)  # type: ignore[attr-defined]
-    table = Table(title="lineage (latest attempt per variant)")
-    for column in LINEAGE_VIEW:
-        table.add_column(column)
     latest = frame.sort_values(["key", "attempt"]).groupby("key").tail(1)
-    for row in latest.sort_values("row_number").itertuples():
-        table.add_row(*[_cell(getattr(row, c)) for c in LINEAGE_VIEW])
-    if not out.is_terminal:
-        out.width = max(out.width, 160)
-    out.print(table)
+    _print_rows(
+        out,
+        latest.sort_values("row_number", kind="stable"),
+        LINEAGE_VIEW,
+        title="lineage (latest attempt per variant)",
+    )
     cost = pd.to_numeric(latest["estimated_cost_usd"], errors="coerce").sum()
     checks = ", ".join(
         f"{name} {'passed' if ok else 'FAILED'}"
@@ -207,14 +214,98 @@ def _print_summary(out: Console, summary: object) -> None:
     out.print(
         f"{len(latest)} variants, {len(frame)} attempts, estimated cost ${cost:.2f}; "
         f"checks: {checks or 'none'}",
+        markup=False,
         highlight=False,
     )
-    out.print(f"lineage table: {summary.lineage_path}", highlight=False)  # type: ignore[attr-defined]
+    out.print(
+        f"lineage table: {summary.lineage_path}",  # type: ignore[attr-defined]
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def _print_rows(
+    console: Console, frame: pd.DataFrame, columns: list[str], *, title: str | None = None
+) -> None:
+    """`columns` of every row of `frame`, no value ever shortened.
+
+    Off a terminal (a pipe, a log, CI): plain columns aligned with spaces, one row per line at
+    whatever width the values need, so `grep VIDEO_ID` finds the row and `less -S` scrolls.
+    On a terminal: a table when every id fits whole beside the others (prose wraps between
+    words), else one block of `column  value` lines per row, which the terminal itself wraps,
+    so a long id is still one unbroken string to select and copy.
+    """
+    rows = [[_cell(v) for v in row] for row in frame.loc[:, columns].itertuples(index=False)]
+    if console.is_terminal and _table_width(columns, rows) <= console.width:
+        console.print(_table(columns, rows, title), soft_wrap=False)
+        return
+    lines = _record_lines(columns, rows) if console.is_terminal else _plain_lines(columns, rows)
+    for line in [title, *lines] if title else lines:
+        console.print(Text(line), soft_wrap=True, highlight=False)
+
+
+def _table(columns: list[str], rows: list[list[str]], title: str | None) -> Table:
+    """Ids at their full width (the caller checked that they fit); prose folds."""
+    table = Table(title=title)
+    for i, column in enumerate(columns):
+        if column in FREE_TEXT_COLUMNS:
+            table.add_column(column, overflow="fold")
+        else:
+            widest = max([cell_len(column), *(cell_len(row[i]) for row in rows)])
+            table.add_column(column, no_wrap=True, overflow="fold", min_width=widest)
+    for row in rows:
+        table.add_row(*(Text(value) for value in row))
+    return table
+
+
+def _table_width(columns: list[str], rows: list[list[str]]) -> int:
+    """The narrowest rich table (heavy head, padding 1) that keeps every value but prose
+    whole, and prose no narrower than its longest word."""
+    width = 1
+    for i, column in enumerate(columns):
+        values = [row[i] for row in rows]
+        if column in FREE_TEXT_COLUMNS:
+            values = [word for value in values for word in value.split()]
+        width += max([cell_len(column), *map(cell_len, values)]) + 3
+    return width
+
+
+def _one_line(value: str) -> str:
+    return " ".join(value.splitlines()).replace("\t", " ") if value else MISSING
+
+
+def _plain_lines(columns: list[str], rows: list[list[str]]) -> list[str]:
+    cells = [list(columns)] + [[_one_line(value) for value in row] for row in rows]
+    widths = [max(cell_len(line[i]) for line in cells) for i in range(len(columns))]
+    return [
+        "  ".join(
+            value + " " * (width - cell_len(value))
+            for value, width in zip(line, widths, strict=True)
+        ).rstrip()
+        for line in cells
+    ]
+
+
+def _record_lines(columns: list[str], rows: list[list[str]]) -> list[str]:
+    label = max(map(cell_len, columns))
+    lines: list[str] = []
+    for n, row in enumerate(rows):
+        if n:
+            lines.append("")
+        lines.extend(
+            f"{column.ljust(label)}  {_one_line(value)}"
+            for column, value in zip(columns, row, strict=True)
+        )
+    return lines
 
 
 def _cell(value: object) -> str:
-    if value is None or (isinstance(value, float) and pd.isna(value)):
+    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
         return ""
+    if isinstance(value, pd.Timestamp):
+        utc = value.tz_convert("UTC") if value.tz else value.tz_localize("UTC")
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if utc.microsecond else "%Y-%m-%dT%H:%M:%SZ")
     return str(value)
 
 
@@ -238,7 +329,7 @@ def lineage_command(args: argparse.Namespace) -> int:
     from remix_pipeline.definitions.runtime import ExperimentRuntime
     from remix_pipeline.lineage import read_lineage, trace
 
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True, markup=False, highlight=False, emoji=False)
     path = (
         args.path
         or ExperimentRuntime(ExperimentSettings(name=args.name, table=args.table)).lineage_path
@@ -249,34 +340,44 @@ def lineage_command(args: argparse.Namespace) -> int:
     try:
         frame = read_lineage(path)
     except (OSError, ValueError) as exc:
-        err.print(f"error: cannot read lineage table {path}: {exc}", markup=False)
+        err.print(f"error: cannot read lineage table {path}: {exc}")
         return 2
     if args.trace:
         chain = trace(frame, args.trace)
         if len(chain) == 1 and chain[0].get("root") and chain[0]["video_id"] == args.trace:
             err.print(f"error: video {args.trace} is not in the lineage table")
             return 1
-        view = pd.DataFrame(chain).reindex(columns=TRACE_COLUMNS)
+        view, columns = pd.DataFrame(chain).reindex(columns=TRACE_COLUMNS), TRACE_COLUMNS
     else:
-        view = frame
-    _emit(view, args.format)
+        view, columns = frame, LINEAGE_TABLE_VIEW
+    _emit(view, args.format, columns)
     return 0
 
 
-def _emit(frame: pd.DataFrame, fmt: str) -> None:
+def _emit(frame: pd.DataFrame, fmt: str, columns: list[str]) -> None:
+    """csv and json: every column of `frame`, times as ISO 8601 UTC; table: `columns`."""
     if fmt == "csv":
-        frame.to_csv(sys.stdout, index=False)
+        _iso_times(frame).to_csv(sys.stdout, index=False)
     elif fmt == "json":
-        records = json.loads(frame.to_json(orient="records"))
+        records = json.loads(_iso_times(frame).to_json(orient="records"))
         json.dump(records, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        table = Table()
-        columns = [c for c in LINEAGE_VIEW if c in frame.columns] or list(frame.columns)
-        if "prompt" in frame.columns and "prompt" not in columns:
-            columns = list(frame.columns)
-        for column in columns:
-            table.add_column(column)
-        for row in frame.loc[:, columns].itertuples(index=False):
-            table.add_row(*[_cell(v) for v in row])
-        Console().print(table)
+        _print_rows(Console(), frame.reindex(columns=columns), columns)
+
+
+def _iso_times(frame: pd.DataFrame) -> pd.DataFrame:
+    """Datetime columns as ISO 8601 UTC text (`2026-09-24T12:00:00Z`), missing ones empty.
+
+    A column with any fraction of a second shows microseconds in every value, so the strings
+    of one column sort as their times do.
+    """
+    texts = {}
+    for name, column in frame.items():
+        if not pd.api.types.is_datetime64_any_dtype(column):
+            continue
+        utc = column.dt.tz_convert("UTC") if column.dt.tz else column.dt.tz_localize("UTC")
+        fraction = bool((utc.dropna().dt.microsecond != 0).any())
+        text = utc.dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if fraction else "%Y-%m-%dT%H:%M:%SZ")
+        texts[name] = text.astype(object).where(utc.notna(), None)
+    return frame.assign(**texts) if texts else frame

@@ -55,6 +55,10 @@ MEDIA_COLUMNS: tuple[str, ...] = tuple(
 LINEAGE_COLUMNS: tuple[str, ...] = (
     REQUEST_COLUMNS + VIDEO_COLUMNS + MEDIA_COLUMNS + ("estimated_cost_usd",)
 )
+# Unix seconds in the ledger and the Video record; datetime64[ns, UTC] in the table, NaT when
+# not known (yet).
+TIME_COLUMNS: tuple[str, ...] = ("submitted_at", "created_at", "completed_at", "expires_at")
+TIME_DTYPE = "datetime64[ns, UTC]"
 
 COLUMN_DESCRIPTIONS: dict[str, str] = {
     "key": "Content-derived variant key (the Dagster partition).",
@@ -65,7 +69,7 @@ COLUMN_DESCRIPTIONS: dict[str, str] = {
     "table_hash": "sha256 of the request table file the variant came from.",
     "row_number": "Data row of the request table (1-based, header excluded).",
     "run_id": "Dagster run that recorded the submission intent.",
-    "submitted_at": "When the server accepted the job (unix seconds).",
+    "submitted_at": "When the server's answer accepting the job was recorded (UTC).",
     "adopted": "True when the job was recovered by orphan matching after a lost response.",
     "server": "Where the job was sent: the base URL without credentials, or 'embedded'.",
     "thumbnail_derived": "True when the server could not supply the thumbnail and it was made "
@@ -73,6 +77,9 @@ COLUMN_DESCRIPTIONS: dict[str, str] = {
     "spritesheet_derived": "True when the server could not supply the spritesheet and it was "
     "made here from the MP4.",
     "video_id": "The remix job's id on the server.",
+    "created_at": "When the server created the job (UTC).",
+    "completed_at": "When the job completed (UTC); empty until it has.",
+    "expires_at": "When the server stops serving the job's media (UTC); empty if never.",
     "estimated_cost_usd": "seconds x the per-second price of model and size.",
 }
 
@@ -127,7 +134,16 @@ def build_lineage_frame(
             for m, s, sec in zip(frame["model"], frame["size"], frame["seconds"], strict=True)
         ]
         frame = frame.sort_values(["row_number", "key", "attempt"], kind="stable")
+    for column in TIME_COLUMNS:
+        frame[column] = _utc_times(frame[column])
     return frame.loc[:, list(LINEAGE_COLUMNS)].reset_index(drop=True)
+
+
+def _utc_times(seconds: pd.Series) -> pd.Series:
+    """Unix seconds (ints, floats or None) as UTC times; a float's digits below a microsecond
+    are rounding noise of the clock, not information."""
+    numbers = pd.to_numeric(seconds, errors="coerce")
+    return pd.to_datetime(numbers, unit="s", utc=True).dt.round("us").astype(TIME_DTYPE)
 
 
 def write_parquet_atomically(frame: pd.DataFrame, destination: str) -> str:
@@ -138,8 +154,18 @@ def write_parquet_atomically(frame: pd.DataFrame, destination: str) -> str:
 
 
 def read_lineage(source: str) -> pd.DataFrame:
-    with UPath(source).open("rb") as handle:
-        return pd.read_parquet(handle)
+    """The table at a local path or an fsspec URL.
+
+    pyarrow reads a local file itself. A Python file object is read on one thread: pyarrow's
+    reader threads on one can outlive the interpreter and abort the process as it exits
+    ("terminate called without an active exception", exit 134; apache/arrow#34314), which
+    `remix-pipeline lineage` did about one run in ten.
+    """
+    path = UPath(source)
+    if path.protocol in ("", "file", "local"):
+        return pd.read_parquet(path.path)
+    with path.open("rb") as handle:
+        return pd.read_parquet(handle, use_threads=False)
 
 
 def trace(frame: pd.DataFrame, video_id: str) -> list[dict[str, object]]:

@@ -1,9 +1,12 @@
 """The lineage table's file handling and chain tracing."""
 
+import uuid
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
+from remix_pipeline import lineage
 from remix_pipeline.lineage import read_lineage, trace, write_parquet_atomically
 
 
@@ -14,6 +17,29 @@ def test_parquet_is_replaced_whole_and_leaves_no_temporary_file(tmp_path: Path):
 
     assert read_lineage(str(target))["a"].tolist() == [3]
     assert [p.name for p in target.parent.iterdir()] == ["lineage.parquet"]
+
+
+def test_a_local_table_is_read_by_pyarrow_from_its_path_and_a_remote_one_on_one_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """pyarrow's threads reading a Python file object can abort the interpreter at exit."""
+    local = write_parquet_atomically(pd.DataFrame({"a": [1]}), str(tmp_path / "l.parquet"))
+    remote = write_parquet_atomically(
+        pd.DataFrame({"a": [2]}), f"memory://lineage-{uuid.uuid4().hex[:12]}/l.parquet"
+    )
+    calls: list[tuple[object, dict[str, object]]] = []
+    real = pd.read_parquet
+
+    def recording(source: object, **options: object) -> pd.DataFrame:
+        calls.append((source, options))
+        return real(source, **options)
+
+    monkeypatch.setattr(lineage.pd, "read_parquet", recording)
+
+    assert read_lineage(local)["a"].tolist() == [1]
+    assert read_lineage(remote)["a"].tolist() == [2]
+    assert calls[0] == (local, {})
+    assert calls[1][1] == {"use_threads": False}
 
 
 def test_trace_follows_a_multi_generation_chain_back_to_the_root():

@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from remix_pipeline.lineage import LINEAGE_COLUMNS
+from remix_pipeline.lineage import LINEAGE_COLUMNS, TIME_COLUMNS
 
 from .conftest import write_service_settings
 from .test_code_location import REPO, serving_ui
@@ -64,6 +64,7 @@ class Shown:
     root: Path
     run_id: str
     entries: dict[str, dict[str, Any]]
+    run_output: str
 
     @property
     def lineage(self) -> pd.DataFrame:
@@ -104,7 +105,17 @@ def shown(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shown]:
     assert found["__typename"] == "Asset", found
     (latest,) = found["assetMaterializations"]
     entries = {entry["label"]: entry for entry in latest["metadataEntries"]}
-    yield Shown(root=root, run_id=latest["runId"], entries=entries)
+    yield Shown(root=root, run_id=latest["runId"], entries=entries, run_output=ran.stdout)
+
+
+def test_run_summary_in_a_log_names_every_video_and_the_lineage_table_whole(shown: Shown) -> None:
+    lines = shown.run_output.splitlines()
+    assert "…" not in shown.run_output
+    for row in shown.lineage.itertuples():
+        (line,) = [line for line in lines if row.video_id in line.split()]
+        assert line.split()[:2] == [row.source_video_id, row.variant]
+    (where,) = [line for line in lines if line.startswith("lineage table: ")]
+    assert where.endswith("data/output/sample/lineage.parquet")
 
 
 def test_lineage_shows_its_column_schema_with_every_lineage_column(shown: Shown) -> None:
@@ -112,6 +123,8 @@ def test_lineage_shows_its_column_schema_with_every_lineage_column(shown: Shown)
     assert entry["__typename"] == "TableSchemaMetadataEntry"
     columns = [c["name"] for c in entry["schema"]["columns"]]
     assert columns == list(LINEAGE_COLUMNS)
+    types = {c["name"]: c["type"] for c in entry["schema"]["columns"]}
+    assert {c: types[c] for c in TIME_COLUMNS} == dict.fromkeys(TIME_COLUMNS, "datetime64[ns, UTC]")
 
 
 def test_lineage_shows_column_lineage_back_to_the_request_table(shown: Shown) -> None:
