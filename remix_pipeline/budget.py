@@ -16,9 +16,10 @@ from typing import Any
 
 from remix_pipeline.client import VideosAPIError, VideosClient
 from remix_pipeline.client.gateways import is_gateway_encoded
+from remix_pipeline.contract.models import DEFAULT_MODEL
 from remix_pipeline.ledger import Attempt, Ledger
 from remix_pipeline.pricing import DEFAULT_PRICES_PER_SECOND, estimate_cost_usd
-from remix_pipeline.requests import VariantRequest
+from remix_pipeline.requests import CREATE, EXTEND, VariantRequest
 
 
 @dataclass(frozen=True)
@@ -105,16 +106,59 @@ async def estimate_batch(
 ) -> BatchEstimate:
     """Price `requests` by retrieving each distinct source once."""
     await client.learn_server()
-    per_source = Counter(r.source_video_id for r in requests)
+    per_source = Counter(r.source_video_id for r in requests if r.operation != CREATE)
+    per_source.pop("", None)  # chained off a create or an upload: priced by its own terms
     priced = await asyncio.gather(*(_price_source(client, s, prices) for s in sorted(per_source)))
-    total = sum((p.cost_per_remix_usd or 0.0) * per_source[p.source_video_id] for p in priced)
-    unpriced = sum(per_source[p.source_video_id] for p in priced if p.cost_per_remix_usd is None)
+    terms = {p.source_video_id: p for p in priced}
+    by_key = {r.key: r for r in requests}
+    costs = [_request_cost(r, terms, by_key, prices) for r in requests]
+    total = sum(cost or 0.0 for cost in costs)
+    unpriced = sum(1 for cost in costs if cost is None)
     return BatchEstimate(
         variants=len(requests),
         total_usd=round(total, 4),
         sources=tuple(priced),
         unpriced_variants=unpriced,
     )
+
+
+def _terms(
+    request: VariantRequest,
+    sources: Mapping[str, SourcePrice],
+    by_key: Mapping[str, VariantRequest],
+) -> tuple[str | None, str | None, int | None]:
+    """(model, size, seconds) of the video `request` makes, where they can be known: a create
+    says them, a remix or an edit keeps its source's, an extension adds its seconds."""
+    if request.operation == CREATE:
+        return request.model, request.size, int(request.seconds or 0) or None
+    parent = by_key.get(request.parent_key or "")
+    if parent is not None:
+        model, size, seconds = _terms(parent, sources, by_key)
+    elif request.source_video_id in sources:
+        source = sources[request.source_video_id]
+        seconds = int(source.seconds) if source.seconds and source.seconds.isdigit() else None
+        model, size = source.model, source.size
+    else:  # an upload: its model is the row's (the server's default otherwise), size unknown
+        model, size, seconds = request.model or DEFAULT_MODEL, None, None
+    if request.operation == EXTEND and seconds is not None:
+        seconds += int(request.seconds or 0)
+    return model, size, seconds
+
+
+def _request_cost(
+    request: VariantRequest,
+    sources: Mapping[str, SourcePrice],
+    by_key: Mapping[str, VariantRequest],
+    prices: Mapping[str, Mapping[str, float]],
+) -> float | None:
+    """A create costs its seconds at its model's rate, an extension the seconds it adds, a
+    remix or an edit what its source cost; None where that cannot be known."""
+    model, size, seconds = _terms(request, sources, by_key)
+    if request.operation == EXTEND:
+        seconds = int(request.seconds or 0)
+        # An upload's size is unknown: a model priced alike for every size still has a price.
+        size = size or "*"
+    return estimate_cost_usd(model, size, seconds, prices)
 
 
 def enforce_budget(estimate: BatchEstimate, max_cost_usd: float | None) -> None:

@@ -81,6 +81,8 @@ class Attempt:
     poll_violations: int  # status answers in a row that broke the contract for this job
     violation: str | None  # the latest of them
     violation_since: float | None  # when the current run of them began
+    operation: str = "remix"  # remix, edit, extend or create (requests.OPERATIONS)
+    source_sha256: str | None = None  # of the uploaded file an edit or extension derives from
 
     @property
     def is_terminal(self) -> bool:
@@ -170,6 +172,8 @@ attempts_table = sa.Table(
     sa.Column("poll_violations", sa.Integer, nullable=False, server_default="0"),
     sa.Column("violation", sa.Text, nullable=True),
     sa.Column("violation_since", sa.Float, nullable=True),
+    sa.Column("operation", sa.String(16), nullable=False, server_default="remix"),
+    sa.Column("source_sha256", sa.String(64), nullable=True),
     sa.UniqueConstraint("key", "attempt", name="uq_attempts_key_attempt"),
     sa.UniqueConstraint("video_id", name="uq_attempts_video_id"),
     sa.Index("ix_attempts_state", "state"),
@@ -345,6 +349,8 @@ class Ledger:
                     "replicate",
                     "table_hash",
                     "row_number",
+                    "operation",
+                    "source_sha256",
                 )
             }
             conn.execute(
@@ -993,6 +999,8 @@ def _intent_values(
         "reported": False,
         "server": server,
         "poll_violations": 0,
+        "operation": request.operation,
+        "source_sha256": request.source_sha256,
     }
 
 

@@ -48,6 +48,8 @@ REQUEST_COLUMNS: tuple[str, ...] = (
     "submitted_at",
     "adopted",
     "server",
+    "operation",
+    "source_sha256",
 )
 MEDIA_COLUMNS: tuple[str, ...] = tuple(
     f"{v.value}_{suffix}" for v in ContentVariant for suffix in ("path", "sha256", "derived")
@@ -64,7 +66,7 @@ COLUMN_DESCRIPTIONS: dict[str, str] = {
     "key": "Content-derived variant key (the Dagster partition).",
     "attempt": "1 for the first submission; retries of failed variants count up.",
     "state": "Ledger state of the attempt: intent, unknown, submitted, completed, failed.",
-    "source_video_id": "The video that was remixed.",
+    "source_video_id": "The video derived from; empty for a create or an uploaded file.",
     "prompt_sha256": "sha256 of the prompt as submitted.",
     "table_hash": "sha256 of the request table file the variant came from.",
     "row_number": "Data row of the request table (1-based, header excluded).",
@@ -72,6 +74,8 @@ COLUMN_DESCRIPTIONS: dict[str, str] = {
     "submitted_at": "When the server's answer accepting the job was recorded (UTC).",
     "adopted": "True when the job was recovered by orphan matching after a lost response.",
     "server": "Where the job was sent: the base URL without credentials, or 'embedded'.",
+    "operation": "What was asked of the server: remix, edit, extend or create.",
+    "source_sha256": "sha256 of the uploaded file an edit or extension derived from.",
     "thumbnail_derived": "True when the server could not supply the thumbnail and it was made "
     "here from the MP4.",
     "spritesheet_derived": "True when the server could not supply the spritesheet and it was "
@@ -129,6 +133,10 @@ def build_lineage_frame(
         if column not in frame.columns:
             frame[column] = None
     if len(frame):
+        # A create, or an edit of an uploaded file, has no source video: null, not "".
+        frame["source_video_id"] = frame["source_video_id"].where(
+            frame["source_video_id"] != "", None
+        )
         frame["estimated_cost_usd"] = [
             estimate_cost_usd(m, s, sec, prices)
             for m, s, sec in zip(frame["model"], frame["size"], frame["seconds"], strict=True)
@@ -186,6 +194,14 @@ def trace(frame: pd.DataFrame, video_id: str) -> list[dict[str, object]]:
             break
         chain.append(row)
         current = row.get("source_video_id")  # type: ignore[assignment]
+        if not isinstance(current, str) or not current:
+            # The root is no video: the uploaded file, or the prompt a create began with.
+            sha = row.get("source_sha256")
+            if isinstance(sha, str) and sha:
+                chain.append({"video_id": None, "root": "upload", "source_sha256": sha})
+            else:
+                chain.append({"video_id": None, "root": "prompt", "prompt": row.get("prompt")})
+            break
     return chain
 
 

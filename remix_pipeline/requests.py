@@ -43,6 +43,8 @@ import numpy as np
 import pandas as pd
 
 from remix_pipeline.contract import PROMPT_MAX_CHARS, id_problem
+from remix_pipeline.contract.models import DEFAULT_MODEL, DEFAULT_SECONDS, DEFAULT_SIZE
+from remix_pipeline.contract.modes import ContractMode, allowed_values
 
 SOURCE = "source_video_id"
 PROMPT = "prompt"
@@ -50,9 +52,46 @@ VARIANT = "variant"
 EXPERIMENT = "experiment"
 REPLICATES = "replicates"
 SOURCE_VARIANT = "source_variant"
+OPERATION = "operation"
+MODEL = "model"
+SECONDS = "seconds"
+SIZE = "size"
+INPUT_REFERENCE = "input_reference"
+SOURCE_PATH = "source_path"
+CHARACTERS = "characters"
+
+REMIX, EDIT, EXTEND, CREATE = "remix", "edit", "extend", "create"
+OPERATIONS: tuple[str, ...] = (REMIX, EDIT, EXTEND, CREATE)
+# The per-row parameters and the operations that take them (`model` on an edit or an
+# extension only with `source_path`: with a source video the server uses that video's model).
+PARAMETERS: dict[str, tuple[str, ...]] = {
+    MODEL: (CREATE, EDIT, EXTEND),
+    SECONDS: (CREATE, EXTEND),
+    SIZE: (CREATE,),
+    INPUT_REFERENCE: (CREATE,),
+    CHARACTERS: (CREATE,),
+    SOURCE_PATH: (EDIT, EXTEND),
+}
+# The contract's limits on extensions (the guide: "Each extension can add up to 20 seconds.
+# A single video can be extended up to six times, for a maximum total length of 120 seconds").
+MAX_EXTENSION_SECONDS = 20
+MAX_EXTENSIONS = 6
+MAX_TOTAL_SECONDS = 120
+MAX_CHARACTERS = 2  # the guide: "A single video can include up to two characters"
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+_LENIENT = allowed_values(ContractMode.LENIENT)
 
 REQUIRED_COLUMNS: tuple[str, ...] = (SOURCE, PROMPT)
-KNOWN_COLUMNS: tuple[str, ...] = (SOURCE, PROMPT, VARIANT, EXPERIMENT, REPLICATES, SOURCE_VARIANT)
+KNOWN_COLUMNS: tuple[str, ...] = (
+    SOURCE,
+    PROMPT,
+    VARIANT,
+    EXPERIMENT,
+    REPLICATES,
+    SOURCE_VARIANT,
+    OPERATION,
+    *PARAMETERS,
+)
 DEFAULT_EXPERIMENT = "default"
 MAX_REPLICATES = 1000
 LABEL_MAX_CHARS = 200
@@ -86,6 +125,23 @@ class VariantRequest:
     replicate: int
     row_number: int
     parent_key: str | None = None  # a remix chain: remix this variant's result, not the source
+    operation: str = REMIX
+    model: str | None = None  # create (defaulted), or an edit or extension of an upload
+    seconds: str | None = None  # create: the length (defaulted); extend: the seconds to ADD
+    size: str | None = None  # create (defaulted)
+    input_reference: str | None = None  # create: an image URL, or an absolute image path
+    source_path: str | None = None  # edit, extend: an absolute path to the footage to upload
+    source_sha256: str | None = None  # of `source_path`'s file when the table was read
+    characters: tuple[str, ...] = ()  # create: character ids
+
+    @property
+    def source(self) -> str:
+        """What the variant derives from, for messages: a video id, a file, or a prompt."""
+        if self.source_video_id:
+            return self.source_video_id
+        if self.source_path:
+            return f"upload {Path(self.source_path).name}"
+        return "(prompt)"
 
 
 @dataclass(frozen=True)
@@ -448,7 +504,10 @@ class _Problems:
 def _validate(path: str, content_hash: str, raw: _Raw) -> RequestTable:
     problems = list(raw.problems)
     notes = _notes(raw.columns)
-    missing = [name for name in REQUIRED_COLUMNS if name not in raw.columns]
+    # A table of creates needs no source column; with an `operation` column, rows that need a
+    # source say so one by one.
+    required = [PROMPT] if OPERATION in raw.columns else list(REQUIRED_COLUMNS)
+    missing = [name for name in REQUIRED_COLUMNS if name in required and name not in raw.columns]
     for name in missing:
         problems.append(RowProblem(None, name, "required column is missing"))
     if raw.row_count == 0:
@@ -456,7 +515,7 @@ def _validate(path: str, content_hash: str, raw: _Raw) -> RequestTable:
     table_problem = any(p.row_number is None for p in problems)
     if table_problem or raw.frame.empty:
         return RequestTable(path, content_hash, (), tuple(_ordered(problems)), raw.row_count, notes)
-    requests, row_problems = _validate_rows(raw)
+    requests, row_problems = _validate_rows(raw, Path(path).parent)
     return RequestTable(
         path,
         content_hash,
@@ -478,7 +537,7 @@ def _ordered(problems: list[RowProblem]) -> list[RowProblem]:
     return sorted(problems, key=lambda p: -1 if p.row_number is None else p.row_number)
 
 
-def _validate_rows(raw: _Raw) -> tuple[tuple[VariantRequest, ...], list[RowProblem]]:
+def _validate_rows(raw: _Raw, base: Path) -> tuple[tuple[VariantRequest, ...], list[RowProblem]]:
     frame = raw.frame
     n = len(frame)
     rows = frame[_ROW].to_numpy()
@@ -489,8 +548,29 @@ def _validate_rows(raw: _Raw) -> tuple[tuple[VariantRequest, ...], list[RowProbl
             return frame[name]
         return pd.Series([None] * n, dtype=object)
 
-    source = _text_column(found, column(SOURCE), SOURCE, raw.typed, required=True)
-    bad_ids = _id_problems(source)
+    operation = _operation(found, column(OPERATION), raw.typed)
+    creates = (operation == CREATE).to_numpy()
+    chained_given = _present(column(SOURCE_VARIANT))
+    upload_given = _present(column(SOURCE_PATH))
+    # A row needs a source video unless it makes one from a prompt, uploads its footage or
+    # derives from another row's result (whose source may be a create's empty one).
+    needs_source = ~creates & ~upload_given & ~chained_given
+    source = _text_column(found, column(SOURCE), SOURCE, raw.typed)
+    found.flag(
+        needs_source & (operation != REMIX).to_numpy() & ~_present(source),
+        SOURCE,
+        lambda op: f"an {op} row needs source_video_id, source_path or source_variant",
+        operation,
+    )
+    found.flag(needs_source & source.isna().to_numpy(), SOURCE, f"{SOURCE} is missing")
+    found.flag(needs_source & (source == "").to_numpy(), SOURCE, f"{SOURCE} is empty")
+    source = source.fillna("").astype(object)
+    found.flag(
+        creates & (source != "").to_numpy(),
+        SOURCE,
+        "a create row makes a video from its prompt; leave source_video_id empty",
+    )
+    bad_ids = _id_problems(source.where(source != "", None))
     found.flag(bad_ids.notna().to_numpy(), SOURCE, str, bad_ids)
 
     prompt = _text_column(found, column(PROMPT), PROMPT, raw.typed, required=True)
@@ -512,8 +592,10 @@ def _validate_rows(raw: _Raw) -> tuple[tuple[VariantRequest, ...], list[RowProbl
     experiment = _label(found, column(EXPERIMENT), EXPERIMENT, raw.typed)
     chained = _text_column(found, column(SOURCE_VARIANT), SOURCE_VARIANT, raw.typed)
     parent_label = chained.fillna("").str.strip()
+    params = _parameters(found, column, raw.typed, operation, source, parent_label, base)
 
-    _flag_duplicates(found, rows, source, stripped)
+    identity = _identity(operation, source, params)
+    _flag_duplicates(found, rows, identity, stripped)
     ok = found.ok
     keep = pd.DataFrame(
         {
@@ -523,7 +605,9 @@ def _validate_rows(raw: _Raw) -> tuple[tuple[VariantRequest, ...], list[RowProbl
             EXPERIMENT: experiment[ok].to_numpy(),
             REPLICATES: replicates[ok].to_numpy(),
             SOURCE_VARIANT: parent_label[ok].to_numpy(),
+            OPERATION: operation[ok].to_numpy(),
             _ROW: rows[ok],
+            **{name: values[ok].to_numpy() for name, values in params.items()},
         },
         dtype=object,
     )
@@ -534,18 +618,271 @@ def _validate_rows(raw: _Raw) -> tuple[tuple[VariantRequest, ...], list[RowProbl
     )
     keep["key_hash"] = pd.Series(
         [
-            hashlib.sha256(f"{s}\0{p}".encode()).hexdigest()[:KEY_HASH_CHARS]
-            for s, p in zip(keep[SOURCE], keep[PROMPT], strict=True)
+            hashlib.sha256(_content(op, spec, s, p).encode()).hexdigest()[:KEY_HASH_CHARS]
+            for op, spec, s, p in zip(
+                keep[OPERATION], keep[_SPEC], keep[SOURCE], keep[PROMPT], strict=True
+            )
         ],
         index=keep.index,
         dtype=str,
     )
+    keep[_STEM] = [
+        _key_stem(op, s, path)
+        for op, s, path in zip(keep[OPERATION], keep[SOURCE], keep[SOURCE_PATH], strict=True)
+    ]
     defaults = keep[VARIANT].isna()
     keep.loc[defaults, VARIANT] = "v-" + keep.loc[defaults, "prompt_sha256"].str[:10]
+    # Other operations on the same prompt differ by their parameters: label them by key.
+    others = defaults & (keep[OPERATION] != REMIX)
+    keep.loc[others, VARIANT] = keep.loc[others, OPERATION] + "-" + keep.loc[others, "key_hash"]
     _flag_duplicate_labels(found, keep)
     keep = keep[~keep[_ROW].isin(found.rows[~found.ok])]
     keep = _resolve_chains(found, keep)
     return _expand(keep), found.as_list()
+
+
+_SPEC = "__spec__"  # an operation's parameters as canonical text, part of its key
+_STEM = "__stem__"  # the key's readable prefix
+
+
+def _content(operation: str, spec: str, source: str, prompt: str) -> str:
+    """What a key hashes. A remix hashes (source, prompt), as keys always have, so ledgers
+    written before other operations existed keep their keys."""
+    if operation == REMIX:
+        return f"{source}\0{prompt}"
+    return f"{operation}\0{spec}\0{source}\0{prompt}"
+
+
+def _chained_content(operation: str, spec: str, parent_key: str, prompt: str) -> str:
+    if operation == REMIX:
+        return f"{parent_key}\0{prompt}"
+    return f"{operation}\0{spec}\0{parent_key}\0{prompt}"
+
+
+def _key_stem(operation: str, source: str, source_path: object) -> str:
+    if operation == REMIX:
+        return source[:KEY_SOURCE_CHARS]
+    if source:
+        return f"{operation}-{source[:40]}"
+    return f"{operation}-upload" if isinstance(source_path, str) and source_path else operation
+
+
+def _identity(operation: pd.Series, source: pd.Series, params: dict[str, pd.Series]) -> pd.Series:
+    """What two rows must share (with the prompt) to be the same request."""
+    other = operation != REMIX
+    identity = source.copy()
+    if other.any():
+        identity[other] = (
+            operation[other] + "\0" + params[_SPEC][other].astype(str) + "\0" + source[other]
+        )
+    return identity
+
+
+def _present(values: pd.Series) -> np.ndarray:
+    return values.map(lambda v: isinstance(v, str) and v.strip() != "").to_numpy(dtype=bool)
+
+
+def _operation(found: _Problems, values: pd.Series, typed: bool) -> pd.Series:
+    text = _text_column(found, values, OPERATION, typed).fillna("").str.strip().str.lower()
+    text = text.where(text != "", REMIX)
+    found.flag(
+        (~text.isin(OPERATIONS)).to_numpy(),
+        OPERATION,
+        lambda v: f"operation must be one of {', '.join(OPERATIONS)}, got {v!r}",
+        values,
+    )
+    return text.where(text.isin(OPERATIONS), REMIX).astype(object)
+
+
+def _parameters(
+    found: _Problems,
+    column: Callable[[str], pd.Series],
+    typed: bool,
+    operation: pd.Series,
+    source: pd.Series,
+    parent_label: pd.Series,
+    base: Path,
+) -> dict[str, pd.Series]:
+    """Each operation's own columns checked row by row against the contract; the values
+    normalised (paths made absolute, a create's defaults filled in) with their key text."""
+    cells: dict[str, pd.Series] = {}
+    for name in PARAMETERS:
+        values = column(name)
+        if typed and name == SECONDS:
+            values = pd.Series(
+                [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in values],
+                index=values.index,
+                dtype=object,
+            )
+        cells[name] = _text_column(found, values, name, typed).fillna("").str.strip()
+    for name, takes in PARAMETERS.items():
+        given = (cells[name] != "").to_numpy()
+        found.flag(
+            given & ~operation.isin(takes).to_numpy(),
+            name,
+            lambda op, name=name: f"a {op} row takes no {name}; leave it empty",
+            operation,
+        )
+    op = operation.to_numpy()
+    upload = (cells[SOURCE_PATH] != "").to_numpy()
+    found.flag(
+        upload & (source != "").to_numpy(),
+        SOURCE_PATH,
+        "give source_video_id or source_path, not both",
+    )
+    found.flag(
+        upload & (parent_label != "").to_numpy(),
+        SOURCE_PATH,
+        "a row with a source_variant derives from that row's video; leave source_path empty",
+    )
+    found.flag(
+        (op == CREATE) & (parent_label != "").to_numpy(),
+        SOURCE_VARIANT,
+        "a create row makes a new video from its prompt; it cannot have a source_variant",
+    )
+    found.flag(
+        np.isin(op, (EDIT, EXTEND)) & ~upload & (cells[MODEL] != "").to_numpy(),
+        MODEL,
+        "model can be set on an edit or extend row only with source_path; "
+        "a source video's own model is used",
+    )
+    seconds = cells[SECONDS]
+    found.flag(
+        (op == EXTEND) & (seconds == "").to_numpy(),
+        SECONDS,
+        "an extend row needs seconds: the length to add",
+    )
+    bad_seconds = ((seconds != "") & ~seconds.isin(_LENIENT.seconds)).to_numpy()
+    allowed = ", ".join(_LENIENT.seconds)
+    found.flag(
+        bad_seconds & (op == EXTEND),
+        SECONDS,
+        lambda v: (
+            f"an extension adds one of {allowed} seconds "
+            f"(at most {MAX_EXTENSION_SECONDS}), got {v!r}"
+        ),
+        seconds,
+    )
+    found.flag(
+        bad_seconds, SECONDS, lambda v: f"seconds must be one of {allowed}, got {v!r}", seconds
+    )
+    size = cells[SIZE]
+    found.flag(
+        ((size != "") & ~size.isin(_LENIENT.sizes)).to_numpy(),
+        SIZE,
+        lambda v: f"size must be one of {', '.join(_LENIENT.sizes)}, got {v!r}",
+        size,
+    )
+    characters, character_problems = _distinct(cells[CHARACTERS], _characters)
+    found.flag(character_problems.notna().to_numpy(), CHARACTERS, str, character_problems)
+    reference, reference_problems = _distinct(cells[INPUT_REFERENCE], lambda v: _reference(v, base))
+    found.flag(reference_problems.notna().to_numpy(), INPUT_REFERENCE, str, reference_problems)
+    footage, footage_problems = _distinct(cells[SOURCE_PATH], lambda v: _footage(v, base))
+    found.flag(footage_problems.notna().to_numpy(), SOURCE_PATH, str, footage_problems)
+
+    creates = op == CREATE
+    model = cells[MODEL].where(~(creates & (cells[MODEL] == "").to_numpy()), DEFAULT_MODEL)
+    seconds = seconds.where(~(creates & (seconds == "").to_numpy()), DEFAULT_SECONDS)
+    size = size.where(~(creates & (size == "").to_numpy()), DEFAULT_SIZE)
+    out = {
+        MODEL: model,
+        SECONDS: seconds,
+        SIZE: size,
+        INPUT_REFERENCE: reference.map(lambda v: v[0] if v else ""),
+        CHARACTERS: characters.map(lambda v: ",".join(v) if v else ""),
+        SOURCE_PATH: footage.map(lambda v: v[0] if v else ""),
+        "source_sha256": footage.map(lambda v: v[1] if v else ""),
+    }
+    reference_key = reference.map(lambda v: v[1] if v else "")
+    out[_SPEC] = pd.Series(
+        [
+            ";".join(
+                f"{k}={v}"
+                for k, v in (
+                    ("characters", c),
+                    ("input_reference", r),
+                    ("model", m),
+                    ("seconds", sec),
+                    ("size", sz),
+                    ("source_sha256", sha),
+                )
+                if v
+            )
+            for c, r, m, sec, sz, sha in zip(
+                out[CHARACTERS],
+                reference_key,
+                out[MODEL],
+                out[SECONDS],
+                out[SIZE],
+                out["source_sha256"],
+                strict=True,
+            )
+        ],
+        index=operation.index,
+        dtype=object,
+    )
+    return {name: values.astype(object) for name, values in out.items()}
+
+
+def _distinct(
+    values: pd.Series, check: Callable[[str], tuple[object, str | None]]
+) -> tuple[pd.Series, pd.Series]:
+    """Check each distinct non-empty cell once: (its normalised value, its problem)."""
+    results = {value: check(value) for value in pd.unique(values[values != ""])}
+    normal = values.map(lambda v: results[v][0] if v in results else None).astype(object)
+    problems = values.map(lambda v: results[v][1] if v in results else None).astype(object)
+    return normal, problems
+
+
+def _characters(text: str) -> tuple[tuple[str, ...] | None, str | None]:
+    """Character ids, comma-separated: `char_1, char_2`."""
+    ids = tuple(part.strip() for part in text.split(","))
+    if any(not part for part in ids):
+        return None, "characters are character ids separated by commas, with none empty"
+    if len(ids) > MAX_CHARACTERS:
+        return None, f"a video can include at most {MAX_CHARACTERS} characters, got {len(ids)}"
+    for character in ids:
+        problem = id_problem(character, kind="character id")
+        if problem is not None:
+            return None, problem
+    if len(set(ids)) != len(ids):
+        return None, "a character is named twice"
+    return ids, None
+
+
+def _reference(text: str, base: Path) -> tuple[tuple[str, str] | None, str | None]:
+    """An image URL as is, or a local image file (relative to the table's folder) as an
+    absolute path, keyed by its content's sha256 so that the key is the same on any machine."""
+    lowered = text.lower()
+    if lowered.startswith(("http://", "https://", "data:image/")):
+        return (text, text), None
+    path = (base / text).resolve()
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        return None, (
+            f"input_reference must be an image URL or a {', '.join(IMAGE_SUFFIXES)} file, "
+            f"got {text[:200]!r}"
+        )
+    digest, problem = _file_sha256(path, text, INPUT_REFERENCE)
+    return (None, problem) if digest is None else ((str(path), f"sha256:{digest}"), None)
+
+
+def _footage(text: str, base: Path) -> tuple[tuple[str, str] | None, str | None]:
+    path = (base / text).resolve()
+    digest, problem = _file_sha256(path, text, SOURCE_PATH)
+    return (None, problem) if digest is None else ((str(path), digest), None)
+
+
+def _file_sha256(path: Path, text: str, name: str) -> tuple[str | None, str | None]:
+    try:
+        if not path.is_file():
+            return None, f"{name} {text[:200]!r} is not a file"
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError as exc:
+        return None, f"{name} {text[:200]!r} cannot be read ({exc.strerror})"
+    return digest.hexdigest(), None
 
 
 def _text_column(
@@ -694,7 +1031,8 @@ def _resolve_chains(found: _Problems, keep: pd.DataFrame) -> pd.DataFrame:
     ):
         target = row_of.get((source, label))
         if target is None:
-            bad[int(row)] = f"source_variant {label!r} names no valid row of source {source!r}"
+            of = f"source {source!r}" if source else "a create or upload row"
+            bad[int(row)] = f"source_variant {label!r} names no valid row of {of}"
         else:
             parent_row[int(row)] = target
     for row in list(parent_row):
@@ -706,6 +1044,7 @@ def _resolve_chains(found: _Problems, keep: pd.DataFrame) -> pd.DataFrame:
         if current is not None:
             path = " -> ".join(f"row {r}" for r in [*seen[seen.index(current) :], current])
             bad[row] = f"source_variant forms a cycle: {path}"
+    _check_chain_limits(keep, index_of, parent_row, bad)
     changed = True
     while changed:  # descendants of a bad row are bad too
         changed = False
@@ -722,16 +1061,18 @@ def _resolve_chains(found: _Problems, keep: pd.DataFrame) -> pd.DataFrame:
         if row not in keys:
             record = keep.loc[index_of[row]]
             parent = parent_row.get(row)
-            content = f"{record[SOURCE]}\0{record[PROMPT]}"
             if parent is not None:
                 keep.at[index_of[row], "parent_key"] = key_of(parent)
-                content = f"{keep.at[index_of[row], 'parent_key']}\0{record[PROMPT]}"
+                content = _chained_content(
+                    record[OPERATION],
+                    record[_SPEC],
+                    keep.at[index_of[row], "parent_key"],
+                    record[PROMPT],
+                )
                 keep.at[index_of[row], "key_hash"] = hashlib.sha256(content.encode()).hexdigest()[
                     :KEY_HASH_CHARS
                 ]
-            keys[row] = (
-                f"{record[SOURCE][:KEY_SOURCE_CHARS]}.{keep.at[index_of[row], 'key_hash']}.r1"
-            )
+            keys[row] = f"{record[_STEM]}.{keep.at[index_of[row], 'key_hash']}.r1"
         return keys[row]
 
     keep = keep[~keep[_ROW].isin(list(bad))]
@@ -739,6 +1080,39 @@ def _resolve_chains(found: _Problems, keep: pd.DataFrame) -> pd.DataFrame:
     for row in keep.loc[keep[SOURCE_VARIANT] != "", _ROW]:
         key_of(int(row))
     return keep
+
+
+def _check_chain_limits(
+    keep: pd.DataFrame, index_of: dict[int, int], parent_row: dict[int, int], bad: dict[int, str]
+) -> None:
+    """The contract's limits on a chain of extensions, before anything is paid: at most
+    `MAX_EXTENSIONS` extensions, and at most `MAX_TOTAL_SECONDS` in all where the root's length
+    is known (a create's); a remix or an edit keeps its source's length."""
+    for row in parent_row:
+        if row in bad or keep.at[index_of[row], OPERATION] != EXTEND:
+            continue
+        extensions, added, root_seconds = 0, 0, 0
+        current: int | None = row
+        seen: set[int] = set()
+        while current is not None and current not in seen and current in index_of:
+            seen.add(current)
+            record = keep.loc[index_of[current]]
+            if record[OPERATION] == EXTEND:
+                extensions += 1
+                added += int(record[SECONDS])
+            elif record[OPERATION] == CREATE:
+                root_seconds = int(record[SECONDS])
+            current = parent_row.get(current)
+        if extensions > MAX_EXTENSIONS:
+            bad[row] = (
+                f"the chain up to this row extends a video {extensions} times "
+                f"(at most {MAX_EXTENSIONS})"
+            )
+        elif root_seconds + added > MAX_TOTAL_SECONDS:
+            bad[row] = (
+                f"the chain up to this row makes a video of {root_seconds + added} seconds "
+                f"(at most {MAX_TOTAL_SECONDS})"
+            )
 
 
 def _expand(keep: pd.DataFrame) -> tuple[VariantRequest, ...]:
@@ -754,12 +1128,50 @@ def _expand(keep: pd.DataFrame) -> tuple[VariantRequest, ...]:
         "prompt_sha256",
         "key_hash",
         "parent_key",
+        _STEM,
+        OPERATION,
+        MODEL,
+        SECONDS,
+        SIZE,
+        INPUT_REFERENCE,
+        SOURCE_PATH,
+        "source_sha256",
+        CHARACTERS,
     )
     columns = [keep[name].tolist() for name in names]
-    for source, prompt, variant, experiment, count, row, sha, digest, parent in zip(
-        *columns, strict=True
-    ):
-        stem = f"{source[:KEY_SOURCE_CHARS]}.{digest}.r"
+    for (
+        source,
+        prompt,
+        variant,
+        experiment,
+        count,
+        row,
+        sha,
+        digest,
+        parent,
+        key_stem,
+        operation,
+        model,
+        seconds,
+        size,
+        reference,
+        source_path,
+        source_sha,
+        characters,
+    ) in zip(*columns, strict=True):
+        stem = f"{key_stem}.{digest}.r"
+        extra = {}
+        if operation != REMIX:
+            extra = {
+                "operation": operation,
+                "model": model or None,
+                "seconds": seconds or None,
+                "size": size or None,
+                "input_reference": reference or None,
+                "source_path": source_path or None,
+                "source_sha256": source_sha or None,
+                "characters": tuple(characters.split(",")) if characters else (),
+            }
         for replicate in range(1, int(count) + 1):
             out.append(
                 VariantRequest(
@@ -772,6 +1184,7 @@ def _expand(keep: pd.DataFrame) -> tuple[VariantRequest, ...]:
                     replicate=replicate,
                     row_number=int(row),
                     parent_key=parent,
+                    **extra,
                 )
             )
     return tuple(out)

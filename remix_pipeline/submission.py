@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from pathlib import Path
 
 from remix_pipeline.client import (
     EMBEDDED_BASE_URL,
@@ -42,7 +43,7 @@ from remix_pipeline.ledger import (
     LedgerError,
     VideoAlreadyClaimedError,
 )
-from remix_pipeline.requests import VariantRequest
+from remix_pipeline.requests import CREATE, EDIT, EXTEND, REMIX, VariantRequest
 
 # Server clocks and ours disagree a little; a job created this long before the recorded send
 # time still counts as a candidate orphan.
@@ -236,6 +237,7 @@ class _Submitter:
         )
         self.responses = _ResponseBatch(ledger)
         self.sending = asyncio.Semaphore(SENDS_AT_ONCE)
+        self._source_seconds: dict[str, int] = {}
 
     def plan(self, request: VariantRequest, prior: Attempt | None) -> Outcome | tuple[str, Attempt]:
         now = time.time()
@@ -280,7 +282,7 @@ class _Submitter:
                     # POST is about to leave: a crash leaves few ambiguous attempts to resolve.
                     self.ledger.mark_sent(attempt.key, attempt.attempt, sent_at=time.time())
                     crash_point("submission.before_post")
-                    video = await self.client.remix(request.source_video_id, request.prompt)
+                    video = await post_request(self.client, request)
                 crash_point("submission.after_post")
             except OutcomeUnknownError as exc:
                 attempt = self.ledger.mark_unknown(
@@ -363,6 +365,7 @@ class _Submitter:
             pass  # nothing can be found: unmatched attempts wait out the grace, then the policy
         for found in candidates.values():
             found.sort(key=lambda v: (v.created_at, v.id))  # oldest first: the first send
+        self._source_seconds = await self._lengths_of_sources(pending)
 
         outcomes: list[Outcome | None] = []
         for request, attempt in pending:
@@ -379,7 +382,7 @@ class _Submitter:
         threshold = (attempt.sent_at or attempt.intent_at) - CLOCK_SLACK_SECONDS
         pool = candidates.get((upstream_id(request.source_video_id), request.prompt), [])
         for video in list(pool):
-            if video.created_at < threshold:
+            if video.created_at < threshold or not self._fits(request, video):
                 continue
             pool.remove(video)
             try:
@@ -406,12 +409,86 @@ class _Submitter:
             attempt.attempt,
             code=UNRESOLVED_CODE,
             message=(
-                "The remix request may have created a job, but no matching job was found on "
+                f"The {request.operation} request may have created a job, but no matching "
+                "job was found on "
                 "the server; with on_unknown_outcome=fail it is not sent again."
             ),
             now=time.time(),
         )
         return Outcome(request.key, Action.FAILED, failed, failed.error_message or "")
+
+    async def _lengths_of_sources(
+        self, pending: Sequence[tuple[VariantRequest, Attempt]]
+    ) -> dict[str, int]:
+        """The length of each source video that an edit or extension among `pending` derives
+        from, read with safe GETs: what tells an extension's job (source + added seconds)
+        from an edit's or a remix's of the same source and prompt (the source's length)."""
+        if all(r.operation == REMIX for r, _ in pending):
+            return {}  # remixes alone match as they always have: by source and prompt
+        sources = {r.source_video_id for r, _ in pending if r.source_video_id}
+
+        async def length(source: str) -> tuple[str, int | None]:
+            try:
+                return source, int((await self.client.retrieve(source)).seconds)
+            except (VideosAPIError, ValueError):
+                return source, None
+
+        found = await asyncio.gather(*(length(source) for source in sorted(sources)))
+        return {source: seconds for source, seconds in found if seconds is not None}
+
+    def _fits(self, request: VariantRequest, video: Video) -> bool:
+        """Whether a listed job (already matched by source and prompt) is what `request`'s
+        operation would have made. The Video record carries no operation, so: a create has
+        no source and the asked size and length; an extension is its source's length plus
+        the added seconds; an edit or a remix keeps its source's length. An edit and a remix
+        of the same source and prompt cannot be told apart (documented)."""
+        operation = request.operation
+        try:
+            seconds = int(video.seconds)
+        except ValueError:
+            return operation == REMIX
+        if operation == CREATE:
+            return (request.size in (None, video.size)) and (
+                request.seconds is None or str(seconds) == request.seconds
+            )
+        source_seconds = self._source_seconds.get(request.source_video_id)
+        if operation == EXTEND:
+            added = int(request.seconds or 0)
+            if source_seconds is None:
+                return seconds > added
+            return seconds == source_seconds + added
+        return source_seconds is None or seconds == source_seconds
+
+
+async def post_request(client: VideosClient, request: VariantRequest) -> Video:
+    """The paid POST of `request`'s operation."""
+    source: str | Path = (
+        Path(request.source_path) if request.source_path else request.source_video_id
+    )
+    if request.operation == EDIT:
+        return await client.edit(source, request.prompt, model=_upload_model(request))
+    if request.operation == EXTEND:
+        assert request.seconds is not None
+        return await client.extend(
+            source, request.prompt, request.seconds, model=_upload_model(request)
+        )
+    if request.operation == CREATE:
+        reference: str | Path | None = request.input_reference
+        if reference and not reference.lower().startswith(("http://", "https://", "data:")):
+            reference = Path(reference)
+        return await client.create(
+            request.prompt,
+            model=request.model,
+            size=request.size,
+            seconds=request.seconds,
+            input_reference=reference,
+            characters=request.characters,
+        )
+    return await client.remix(request.source_video_id, request.prompt)
+
+
+def _upload_model(request: VariantRequest) -> str | None:
+    return request.model if request.source_path else None
 
 
 class _ResponseBatch:

@@ -172,3 +172,20 @@ def test_run_command_over_budget_exits_1_with_the_message_and_no_traceback(proje
     assert "exceeds the budget max_cost_usd=$0.50" in result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     assert remix_jobs(project) == []
+
+
+async def test_every_operation_is_priced_by_what_it_makes(settings):
+    settings.table_path.write_text(
+        "operation,source_video_id,variant,source_variant,prompt,seconds,size,model\n"
+        "create,,made,,A lighthouse,8,,\n"  # sora-2, 8 s: $0.80
+        "create,,pro,,A pro lighthouse,4,1280x720,sora-2-pro\n"  # 4 s at $0.30: $1.20
+        "extend,,longer,pro,The storm,8,,\n"  # adds 8 s to the pro video: $2.40
+        "extend,video_src_harbor,tide,,The tide,4,,\n"  # adds 4 s at sora-2: $0.40
+        "edit,video_src_city,sepia,,In sepia,,,\n"  # the city source, 8 s: $0.80
+    )
+
+    result, retrieves = await estimate(settings)
+
+    assert result.unpriced_variants == 0
+    assert result.total_usd == pytest.approx(0.80 + 1.20 + 2.40 + 0.40 + 0.80)
+    assert retrieves == 2

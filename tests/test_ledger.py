@@ -593,6 +593,7 @@ def test_a_ledger_of_an_older_version_gains_the_new_columns_and_keeps_its_rows(t
     ledger = Ledger.for_path(path)
     old = ledger.get("k.1", 1)
     assert (old.server, old.poll_violations, old.violation) == (None, 0, None)
+    assert (old.operation, old.source_sha256) == ("remix", None)  # every older attempt remixed
     assert ledger.media("k.1", 1)["video"].derived is False
     assert ledger.assign_server("embedded", recorded=None) == 1
     assert ledger.get("k.1", 1).server == "embedded"

@@ -65,3 +65,39 @@ def test_trace_stops_on_a_cycle():
     )
 
     assert [step["video_id"] for step in trace(frame, "video_a")] == ["video_a", "video_b"]
+
+
+def test_trace_walks_an_operations_chain_back_to_the_prompt_it_began_with() -> None:
+    import pandas as pd
+
+    from remix_pipeline.lineage import trace
+
+    frame = pd.DataFrame(
+        [
+            {
+                "video_id": "video_made",
+                "source_video_id": None,
+                "operation": "create",
+                "prompt": "A lighthouse",
+                "source_sha256": None,
+            },
+            {
+                "video_id": "video_longer",
+                "source_video_id": "video_made",
+                "operation": "extend",
+                "prompt": "The storm",
+                "source_sha256": None,
+            },
+            {
+                "video_id": "video_mine",
+                "source_video_id": None,
+                "operation": "edit",
+                "prompt": "Rain",
+                "source_sha256": "ab" * 32,
+            },
+        ]
+    )
+    chain = trace(frame, "video_longer")
+    assert [c["video_id"] for c in chain] == ["video_longer", "video_made", None]
+    assert chain[-1] == {"video_id": None, "root": "prompt", "prompt": "A lighthouse"}
+    assert trace(frame, "video_mine")[-1]["root"] == "upload"

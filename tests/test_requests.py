@@ -18,9 +18,11 @@ from remix_pipeline.contract import PROMPT_MAX_CHARS, id_problem
 from remix_pipeline.requests import (
     KEY_MAX_CHARS,
     KEY_PATTERN,
+    RequestTable,
     RowProblem,
     TableInvalidError,
     TableUnreadableError,
+    VariantRequest,
     read_request_table,
     variant_key,
 )
@@ -70,6 +72,24 @@ CASES: dict[str, tuple[list[tuple[int | None, str | None]], list[int]]] = {
     "crlf.csv": ([], [1, 2]),
     "unknown_columns.csv": ([], [1, 2]),
     "leading_zeros.csv": ([], [1]),
+    "operations_bad_cells.csv": (
+        [
+            *[(3, "seconds"), (4, "source_video_id"), (5, "seconds"), (6, "seconds")],
+            *[(7, "size"), (8, "model"), (9, "operation")],
+        ],
+        [1, 2],
+    ),
+    "operations_chain_limits.csv": (
+        [(8, "source_variant"), (9, "source_variant"), (16, "source_variant")],
+        [1, 2, 3, 4, 5, 6, 7, 10, 11, 12, 13, 14, 15],
+    ),
+    "operations_sources.csv": (
+        [
+            *[(1, "source_path"), (2, "input_reference"), (3, "characters")],
+            *[(4, "source_variant"), (5, "source_path"), (6, "source_video_id")],
+        ],
+        [],
+    ),
 }
 
 # file -> a fragment the file-level error must contain
@@ -448,3 +468,143 @@ def test_a_50_mb_table_validates_completely(
     assert table.problems == ()
     assert table.row_count == rows
     assert len({r.key for r in table.requests}) == rows
+
+
+# Operations beyond remix (issue 12) -----------------------------------------------------
+
+# Keys of the sample table as every release before operations wrote them to ledgers.
+SAMPLE_KEYS_BEFORE_OPERATIONS = {
+    "video_src_city.0ff5363294cc.r1",
+    "video_src_city.1b44edee39d8.r1",
+    "video_src_city.fca48fa36212.r1",
+    "video_src_dunes.14a0028ceebe.r1",
+    "video_src_dunes.9cabc75ff980.r1",
+    "video_src_forest.2547c959494b.r1",
+    "video_src_forest.5fe1bf98ca55.r1",
+    "video_src_forest.83436141ab37.r1",
+    "video_src_harbor.3882dd17d84f.r1",
+    "video_src_harbor.3882dd17d84f.r2",
+    "video_src_harbor.6427a15527c4.r1",
+    "video_src_harbor.9c9f3708649c.r1",
+}
+
+
+def test_remix_keys_are_those_written_before_operations_existed(tmp_path: Path) -> None:
+    assert variant_key("video_src_harbor", "Make the sea calm", 1) == (
+        "video_src_harbor."
+        + hashlib.sha256(b"video_src_harbor\0Make the sea calm").hexdigest()[:12]
+        + ".r1"
+    )
+    keys = {r.key for r in read_request_table(SAMPLE).requests}
+    assert keys == SAMPLE_KEYS_BEFORE_OPERATIONS
+    plain = write(tmp_path / "plain.csv", GOOD_ROWS)
+    explicit = write(
+        tmp_path / "explicit.csv",
+        "operation,source_video_id,variant,prompt\nremix,video_src_harbor,calm,Make the sea calm\n",
+    )
+    assert [r.key for r in read_request_table(plain).requests] == [
+        r.key for r in read_request_table(explicit).requests
+    ]
+    assert read_request_table(explicit).requests[0].operation == "remix"
+
+
+def operations_table(tmp_path: Path, rows: str, name: str = "ops.csv") -> RequestTable:
+    header = "operation,source_video_id,variant,source_variant,prompt,seconds,size,model\n"
+    return read_request_table(write(tmp_path / name, header + rows))
+
+
+def test_each_operation_keys_by_its_parameters_and_a_create_by_its_defaults(
+    tmp_path: Path,
+) -> None:
+    def key(row: str) -> str:
+        (request,) = operations_table(tmp_path, row).requests
+        return request.key
+
+    create_default = key("create,,,,A fox in snow,,,\n")
+    assert create_default == key("create,,,,A fox in snow,4,720x1280,sora-2\n")
+    assert create_default.startswith("create.")
+    assert len({create_default, key("create,,,,A fox in snow,8,,\n")}) == 2
+    assert len({create_default, key("create,,,,A fox in snow,,1280x720,\n")}) == 2
+    assert len({create_default, key("create,,,,A fox in snow,,,sora-2-pro\n")}) == 2
+    remix = key("remix,video_src_harbor,,,Noir,,,\n")
+    edit = key("edit,video_src_harbor,,,Noir,,,\n")
+    extend_4 = key("extend,video_src_harbor,,,Noir,4,,\n")
+    extend_8 = key("extend,video_src_harbor,,,Noir,8,,\n")
+    assert len({remix, edit, extend_4, extend_8}) == 4
+    assert edit.startswith("edit-video_src_harbor.")
+    (request,) = operations_table(tmp_path, "create,,,,A fox in snow,,,\n").requests
+    assert (request.operation, request.source_video_id, request.model) == ("create", "", "sora-2")
+    assert (request.seconds, request.size) == ("4", "720x1280")
+    for k in (create_default, remix, edit, extend_4):
+        assert KEY_PATTERN.fullmatch(k), k
+
+
+def test_chains_cross_operations_and_keys_follow_the_ancestors(tmp_path: Path) -> None:
+    rows = (
+        "create,,base,,A quiet lighthouse,8,,\n"
+        "extend,,longer,base,The storm arrives,12,,\n"
+        "remix,,noir,longer,In black and white,,,\n"
+        "edit,,sepia,base,In sepia,,,\n"
+    )
+    table = operations_table(tmp_path, rows)
+    assert table.problems == ()
+    base, longer, noir, sepia = table.requests
+    assert (longer.parent_key, noir.parent_key, sepia.parent_key) == (
+        base.key,
+        longer.key,
+        base.key,
+    )
+    assert [r.operation for r in table.requests] == ["create", "extend", "remix", "edit"]
+    changed = operations_table(
+        tmp_path, rows.replace("The storm arrives,12", "The storm arrives,16")
+    )
+    assert changed.requests[0].key == base.key
+    assert all(
+        a.key != b.key for a, b in zip(table.requests[1:3], changed.requests[1:3], strict=True)
+    )
+    assert changed.requests[3].key == sepia.key
+
+
+def test_uploaded_footage_keys_by_its_content_not_its_path(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "clip.mp4").write_bytes(b"footage one")
+    (tmp_path / "b" / "clip.mp4").write_bytes(b"footage one")
+    header = "operation,source_path,prompt,seconds\n"
+
+    def read(folder: str, row: str) -> VariantRequest:
+        (request,) = read_request_table(write(tmp_path / folder / "t.csv", header + row)).requests
+        return request
+
+    one = read("a", "edit,clip.mp4,Make it rain,\n")
+    assert one.key == read("b", "edit,clip.mp4,Make it rain,\n").key
+    assert one.source_path == str((tmp_path / "a" / "clip.mp4").resolve())
+    assert one.source_sha256 == hashlib.sha256(b"footage one").hexdigest()
+    assert one.key.startswith("edit-upload.")
+    (tmp_path / "b" / "clip.mp4").write_bytes(b"footage two")
+    assert one.key != read("b", "edit,clip.mp4,Make it rain,\n").key
+    assert read("a", "extend,clip.mp4,Go on,8\n").seconds == "8"
+
+
+def test_create_takes_an_image_reference_and_characters(tmp_path: Path) -> None:
+    (tmp_path / "frame.png").write_bytes(b"png bytes")
+    header = "operation,prompt,input_reference,characters\n"
+    rows = (
+        "create,From a file,frame.png,\n"
+        "create,From a URL,https://example.com/frame.jpg,\n"
+        'create,Two friends,," char_1 , char_2 "\n'
+    )
+    table = read_request_table(write(tmp_path / "t.csv", header + rows))
+    assert table.problems == ()
+    local, url, friends = table.requests
+    assert local.input_reference == str((tmp_path / "frame.png").resolve())
+    assert url.input_reference == "https://example.com/frame.jpg"
+    assert friends.characters == ("char_1", "char_2")
+
+
+def test_a_table_of_creates_needs_no_source_column(tmp_path: Path) -> None:
+    table = read_request_table(write(tmp_path / "t.csv", "operation,prompt\ncreate,A fox\n"))
+    assert table.problems == ()
+    assert [r.operation for r in table.requests] == ["create"]
+    without = read_request_table(write(tmp_path / "u.csv", "prompt\nA fox\n"))
+    assert [(p.row_number, p.column) for p in without.problems] == [(None, "source_video_id")]

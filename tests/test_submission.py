@@ -330,3 +330,118 @@ async def test_a_source_the_server_does_not_know_fails_with_the_servers_message(
 
     assert outcome.action is Action.FAILED
     assert source in (outcome.attempt.error_message or "")
+
+
+# Every operation exactly once (issue 12) ---------------------------------------------------
+
+KIND = {"remix": "remix", "edit": "edit", "extend": "extension", "create": "create"}
+
+
+def operation_request(
+    operation: str, prompt: str, row: int, clip: Path | None = None
+) -> VariantRequest:
+    fields: dict[str, object] = {"operation": operation}
+    source = SOURCE
+    if operation == "create":
+        source = ""
+        fields.update(model="sora-2", seconds="4", size="720x1280")
+    if operation == "extend":
+        fields["seconds"] = "4"
+    if clip is not None:
+        source = ""
+        fields.update(source_path=str(clip), source_sha256="0" * 64)
+    upload = "-upload" if clip is not None else ""
+    return VariantRequest(
+        key=f"{operation}{upload}.{row:012d}.r1",
+        source_video_id=source,
+        prompt=prompt,
+        prompt_sha256="0" * 64,
+        variant=f"{operation}{upload}-{row}",
+        experiment="t",
+        replicate=1,
+        row_number=row,
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def jobs_by_kind(config: ServiceConfig) -> list[tuple[str, str]]:
+    """(kind, prompt) of every job the service made, read from its SQLite store."""
+    with sa.create_engine(f"sqlite:///{config.db_path}").connect() as db:
+        rows = db.execute(sa.text("SELECT kind, prompt, id FROM videos WHERE kind != 'catalogue'"))
+        return sorted((row.kind, row.prompt) for row in rows)
+
+
+def kind_of_claims(config: ServiceConfig, ledger: Ledger) -> dict[str, str]:
+    with sa.create_engine(f"sqlite:///{config.db_path}").connect() as db:
+        kinds = dict(db.execute(sa.text("SELECT id, kind FROM videos")).all())
+    return {a.key: kinds[a.video_id] for a in ledger.latest().values() if a.video_id}
+
+
+async def source_clip(config: ServiceConfig, target: Path) -> Path:
+    async with VideosClient.from_settings(ClientSettings(), embedded=config) as client:
+        await client.download(SOURCE, "video", target)
+    return target
+
+
+async def test_dropped_responses_of_every_operation_pay_once_and_lose_nothing(tmp_path):
+    # Edits, extensions and creates share prompts, so the matching must tell them apart by
+    # what each operation makes, not by prompt alone.
+    config = service(tmp_path, drop_rate=0.4, seed=5)
+    clip = await source_clip(service(tmp_path), tmp_path / "clip.mp4")
+    ledger = Ledger.for_path(tmp_path / "ledger.db")
+    batch = [
+        operation_request(operation, f"prompt {i}", row=10 * i + n)
+        for i in range(8)
+        for n, operation in enumerate(("edit", "extend", "create"))
+    ]
+    batch += [operation_request("remix", f"remix {i}", row=200 + i) for i in range(8)]
+    batch += [operation_request("edit", f"upload {i}", row=100 + i, clip=clip) for i in range(4)]
+
+    async with VideosClient.from_settings(ClientSettings(), embedded=config) as client:
+        outcomes = await submit_variants(
+            batch, ledger=ledger, client=client, table_hash="h", run_id="r1"
+        )
+
+    expected = sorted(("edit" if r.source_path else KIND[r.operation], r.prompt) for r in batch)
+    assert jobs_by_kind(config) == expected  # 0 duplicate jobs, 0 lost variants
+    assert len(ledger.claimed_video_ids()) == len(batch)
+    claims = kind_of_claims(config, ledger)
+    assert {key: claims[key] for key in claims} == {
+        r.key: ("edit" if r.source_path else KIND[r.operation]) for r in batch
+    }
+    adopted = {o.attempt.operation for o in outcomes if o.action is Action.ADOPTED}
+    assert {"edit", "extend", "create"} <= adopted, adopted
+
+
+@pytest.mark.parametrize("operation", ["create", "edit", "extend", "edit-upload"])
+async def test_a_job_of_each_operation_created_before_a_crash_is_adopted_not_paid_again(
+    tmp_path, operation
+):
+    from remix_pipeline.submission import post_request
+
+    config = service(tmp_path)
+    ledger = Ledger.for_path(tmp_path / "ledger.db")
+    clip = None
+    if operation == "edit-upload":
+        clip = await source_clip(config, tmp_path / "clip.mp4")
+        operation = "edit"
+    request = operation_request(operation, "the same prompt", row=1, clip=clip)
+    # Another operation on the same prompt, sent by the same dead run: not this one's job.
+    other_operation = {"create": "extend", "edit": "extend", "extend": "edit"}[operation]
+    other = operation_request(other_operation, "the same prompt", row=2)
+    for each in (request, other):
+        ledger.record_intent(each, table_hash="h", run_id="dead", now=time.time())
+    async with remote_client(config) as client:
+        ledger.mark_sent(request.key, 1, sent_at=time.time())
+        created = await post_request(client, request)  # then the process "died"
+
+        outcomes = await submit_variants(
+            [request, other], ledger=ledger, client=client, table_hash="h", run_id="mine"
+        )
+
+    by_key = {o.key: o for o in outcomes}
+    assert by_key[request.key].action is Action.ADOPTED
+    assert by_key[request.key].attempt.video_id == created.id
+    assert by_key[other.key].action is Action.SUBMITTED  # never sent: sent now, once
+    assert by_key[request.key].attempt.operation == request.operation
+    assert len(jobs_by_kind(config)) == 2

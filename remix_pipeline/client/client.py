@@ -20,6 +20,7 @@ from collections.abc import (
     Collection,
     Generator,
     Mapping,
+    Sequence,
 )
 from pathlib import Path
 from types import TracebackType
@@ -317,24 +318,97 @@ class VideosClient:
         model: str | None = None,
         size: str | None = None,
         seconds: str | None = None,
+        input_reference: str | Path | None = None,
+        characters: Sequence[str] = (),
     ) -> Video:
-        """Create a video job, sent as multipart like the official SDK (servers expect it)."""
+        """Create a video job, sent as multipart like the official SDK (servers expect it).
+
+        `input_reference` is an image file (a `Path`, uploaded as a file part) or an image
+        URL (a `str`, sent as `input_reference[image_url]`). `characters` (ids) go as JSON
+        `characters: [{"id": ...}]`, the guide's shape, which has no multipart form.
+        """
         prompt = _checked_prompt(prompt)
         fields = {"prompt": prompt, "model": model, "size": size, "seconds": seconds}
-        parts: dict[str, tuple[None, str]] = {}
         for name, value in fields.items():
-            if value is None:
-                continue
-            if not isinstance(value, str) or not value:
+            if value is not None and (not isinstance(value, str) or not value):
                 raise InvalidArgumentError(f"{name} must be a non-empty string")
-            parts[name] = (None, value)
+        given = {name: value for name, value in fields.items() if value is not None}
+        post = _PostContext(None, prompt)
+        if characters:
+            if isinstance(input_reference, Path):
+                raise InvalidArgumentError("characters cannot go with an uploaded image")
+            body: dict[str, Any] = {**given, "characters": [{"id": c} for c in characters]}
+            if input_reference is not None:
+                body["input_reference"] = {"image_url": str(input_reference)}
+            return await self._call(
+                "create", "POST", "videos", json=body, on_success=self._model(Video), post=post
+            )
+        parts: dict[str, Any] = {name: (None, value) for name, value in given.items()}
+        if isinstance(input_reference, Path):
+            parts["input_reference"] = _file_part(input_reference)
+        elif input_reference is not None:
+            parts["input_reference[image_url]"] = (None, str(input_reference))
         return await self._call(
-            "create",
+            "create", "POST", "videos", files=parts, on_success=self._model(Video), post=post
+        )
+
+    async def edit(self, video: str | Path, prompt: str, *, model: str | None = None) -> Video:
+        """Edit a video: a stored one by id (JSON `video: {id}`), or footage uploaded from a
+        local file (`Path`, multipart with a `video` file part; `model` only then)."""
+        return await self._derive("edit", "videos/edits", video, prompt, model=model)
+
+    async def extend(
+        self, video: str | Path, prompt: str, seconds: str, *, model: str | None = None
+    ) -> Video:
+        """Extend a video by `seconds` (the length to add; the answer's `seconds` is the
+        stitched total): a stored one by id, or footage uploaded from a local file."""
+        if not isinstance(seconds, str) or not seconds:
+            raise InvalidArgumentError("seconds must be a non-empty string such as '8'")
+        return await self._derive(
+            "extend", "videos/extensions", video, prompt, model=model, seconds=seconds
+        )
+
+    async def _derive(
+        self,
+        operation: str,
+        path: str,
+        video: str | Path,
+        prompt: str,
+        *,
+        model: str | None,
+        seconds: str | None = None,
+    ) -> Video:
+        prompt = _checked_prompt(prompt)
+        extra = {} if seconds is None else {"seconds": seconds}
+        if isinstance(video, Path):
+            if model is not None and (not isinstance(model, str) or not model):
+                raise InvalidArgumentError("model must be a non-empty string")
+            parts: dict[str, Any] = {"prompt": (None, prompt), "video": _file_part(video)}
+            parts.update({name: (None, value) for name, value in extra.items()})
+            if model is not None:
+                parts["model"] = (None, model)
+            return await self._call(
+                operation,
+                "POST",
+                path,
+                files=parts,
+                on_success=self._model(Video),
+                post=_PostContext(None, prompt),
+            )
+        if model is not None:
+            raise InvalidArgumentError(
+                f"model can be given to {operation} only with an uploaded video; "
+                "a stored video's own model is used"
+            )
+        video_id = _checked_id(video)
+        body = self._derivation_body({"video": {"id": video_id}, "prompt": prompt, **extra})
+        return await self._call(
+            operation,
             "POST",
-            "videos",
-            files=parts,
-            on_success=self._model(Video),
-            post=_PostContext(None, prompt),
+            path,
+            json=body,
+            on_success=self._derived_from(video_id),
+            post=_PostContext(video_id, prompt),
         )
 
     async def retrieve(self, video_id: str) -> Video:
@@ -502,7 +576,7 @@ class VideosClient:
         params: Mapping[str, str | int] | None = None,
         headers: Mapping[str, str] | None = None,
         json: Any = None,
-        files: Mapping[str, tuple[None, str]] | None = None,
+        files: Mapping[str, tuple[str | None, Any] | tuple[str, bytes, str]] | None = None,
         post: _PostContext | None = None,
     ) -> ResultT:
         """Send one operation, retrying only where a repeat cannot start a second job."""
@@ -626,6 +700,26 @@ _NORMALISERS: dict[type[BaseModel], Callable[[Any, DeviationLog], Any]] = {
     Video: normalise_video,
     VideoList: normalise_list,
 }
+
+
+_IMAGE_TYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".webp": "image/webp",
+}
+_VIDEO_TYPES = {".mp4": "video/mp4", ".mov": "video/quicktime", ".webm": "video/webm"}
+
+
+def _file_part(path: Path) -> tuple[str, bytes, str]:
+    """A file as a multipart part: a part is a file to servers only when it has a filename."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise InvalidArgumentError(f"cannot read {Path(path).name!r}: {exc.strerror}") from None
+    suffix = Path(path).suffix.lower()
+    kind = _IMAGE_TYPES.get(suffix) or _VIDEO_TYPES.get(suffix) or "application/octet-stream"
+    return (Path(path).name, data, kind)
 
 
 def _transport_failure(
