@@ -17,6 +17,10 @@ def _latest_attempts(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values(["key", "attempt"]).groupby("key", as_index=False).tail(1)
 
 
+def _as_upstream(video_id: object) -> str | None:
+    return upstream_id(video_id) if isinstance(video_id, str) and video_id else None
+
+
 def build_checks(runtime: ExperimentRuntime) -> list[dg.AssetChecksDefinition]:
     settings, keys = runtime.settings, runtime.keys
 
@@ -48,18 +52,22 @@ def build_checks(runtime: ExperimentRuntime) -> list[dg.AssetChecksDefinition]:
     @dg.asset_check(
         asset=keys.lineage,
         name="remixed_from_matches_source",
-        description="Every video's remixed_from_video_id is the source the table asked for.",
+        description="Every video's remixed_from_video_id is the source the table asked for "
+        "(none for a create or an edit of an uploaded file).",
     )
     def remixed_from_matches_source() -> dg.AssetCheckResult:
         frame = load()
         with_video = frame[frame["video_id"].notna()]
-        # Through a gateway the source may be named in its encoding and the answer in the
-        # upstream's own: compared as the upstream knows them.
-        asked = with_video["source_video_id"].map(upstream_id)
-        answered = with_video["remixed_from_video_id"].map(
-            lambda v: upstream_id(v) if isinstance(v, str) else v
-        )
-        wrong = with_video[answered != asked]
+        # A create, or an edit of an uploaded file, derives from no stored video: its answer
+        # names none. Through a gateway the source may be named in its encoding and the
+        # answer in the upstream's own: compared as the upstream knows them.
+        differs = [
+            _as_upstream(asked) != _as_upstream(answered)
+            for asked, answered in zip(
+                with_video["source_video_id"], with_video["remixed_from_video_id"], strict=True
+            )
+        ]
+        wrong = with_video[differs]
         return dg.AssetCheckResult(
             passed=wrong.empty,
             metadata={
