@@ -221,13 +221,8 @@ def test_workspace_loads_the_sample_location_without_error(dagster_dev: DagsterD
 
 def test_location_serves_the_sample_experiments_assets(dagster_dev: DagsterDev) -> None:
     keys = {"/".join(node["assetKey"]["path"]) for node in dagster_dev.repository()["assetNodes"]}
-    assert keys == {
-        "sample/request_table",
-        "sample/submissions",
-        "sample/videos",
-        "sample/media",
-        "sample/lineage",
-    }
+    parts = ("request_table", "submissions", "videos", "media", "lineage")
+    assert keys == {f"{name}/{part}" for name in ("sample", "operations") for part in parts}
 
 
 def test_lineage_asset_carries_the_three_checks(dagster_dev: DagsterDev) -> None:
@@ -237,11 +232,12 @@ def test_lineage_asset_carries_the_three_checks(dagster_dev: DagsterDev) -> None
         }
         for node in dagster_dev.repository()["assetNodes"]
     }
-    assert checks.pop("sample/lineage") == {
-        "every_variant_has_terminal_record",
-        "remixed_from_matches_source",
-        "failure_rate_below_threshold",
-    }
+    for name in ("sample", "operations"):
+        assert checks.pop(f"{name}/lineage") == {
+            "every_variant_has_terminal_record",
+            "remixed_from_matches_source",
+            "failure_rate_below_threshold",
+        }
     assert not any(checks.values())
 
 
@@ -256,6 +252,10 @@ def test_sensors_and_schedule_are_running_by_default(dagster_dev: DagsterDev) ->
         "sample_fanout_sensor": "RUNNING",
         "sample_completion_sensor": "RUNNING",
         "sample_automation_sensor": "RUNNING",
+        # The operations sample ships stopped: it submits nothing until started.
+        "operations_fanout_sensor": "STOPPED",
+        "operations_completion_sensor": "STOPPED",
+        "operations_automation_sensor": "STOPPED",
     }
     assert schedules == {"sample_refresh": ("0 6 * * *", "RUNNING")}
 
