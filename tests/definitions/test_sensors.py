@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 import warnings
 
@@ -14,6 +13,7 @@ from remix_pipeline.definitions.headless import HeadlessRunner
 from remix_pipeline.definitions.sensors import RANGE_END_TAG, RANGE_START_TAG
 from remix_pipeline.ledger import AttemptState
 from remix_pipeline.requests import read_request_table
+from tests.served import served_process
 
 from .conftest import SAMPLE_ROWS, write_table
 
@@ -150,18 +150,18 @@ def test_fanout_waits_out_the_listing_grace_of_unknown_outcomes_on_a_remote_serv
 
 
 def test_completion_tick_with_the_server_unreachable_warns_and_keeps_the_jobs_in_flight(
-    settings, defs, instance, monkeypatch
+    settings, defs, instance, monkeypatch, tmp_path
 ):
-    HeadlessRunner(settings, instance).evaluate_sensor("t_fanout_sensor")
+    """The jobs' own server goes away between the submission and the tick (polls go to the
+    server an attempt was sent to, whatever is configured by then)."""
+    with served_process(tmp_path, "--queued-seconds", "3600") as served:
+        monkeypatch.setenv("OPENAI_BASE_URL", served.base_url)
+        HeadlessRunner(settings, instance).evaluate_sensor("t_fanout_sensor")
     in_flight = ExperimentRuntime(settings).ledger().in_flight()
-    with socket.socket() as probe:  # a loopback port that nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{probe.getsockname()[1]}/v1"
-    monkeypatch.setenv("OPENAI_BASE_URL", dead)
 
     data = tick(defs, instance, "t_completion_sensor")
 
-    assert in_flight
+    assert in_flight and {a.server for a in in_flight} == {served.base_url}
     assert data.run_requests == []
     assert {a.key for a in ExperimentRuntime(settings).ledger().in_flight()} == {
         a.key for a in in_flight
