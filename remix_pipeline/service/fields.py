@@ -107,7 +107,8 @@ def seconds_field(body: Body, allowed: Allowed, default: str | None) -> str:
 
 
 def size_field(body: Body, allowed: Allowed, default: str) -> str:
-    value = _optional_string(body, "size", default, "a string") or default
+    value = _optional_string(body, "size", default, "a string")
+    assert value is not None
     return _checked("size", value, allowed.check_size(value))
 
 

@@ -99,6 +99,7 @@ async def test_seconds_sent_as_an_integer_is_an_invalid_type(app_client: Client)
         ({}, "prompt"),
         ({"prompt": 5}, "prompt"),
         ({"prompt": "a", "size": "640x480"}, "size"),
+        ({"prompt": "a", "size": ""}, "size"),
         ({"prompt": "a", "seconds": "5"}, "seconds"),
         ({"prompt": "a", "colour": "red"}, "colour"),
         (
