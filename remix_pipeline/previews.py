@@ -19,6 +19,7 @@ text stays.
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -73,6 +74,23 @@ def data_uri(source: object, width: int, max_bytes: int) -> str | None:
     try:
         with UPath(str(source)).open("rb") as handle:
             raw = handle.read()
+    except OSError:
+        return None
+    key = (hashlib.sha256(raw).hexdigest(), width, max_bytes)
+    if key not in _ENCODED:
+        if len(_ENCODED) >= _ENCODED_KEPT:
+            _ENCODED.pop(next(iter(_ENCODED)))
+        _ENCODED[key] = _encoded(raw, width, max_bytes)
+    return _ENCODED[key]
+
+
+# The same image shown again (by another event of the same process) is encoded once.
+_ENCODED: dict[tuple[str, int, int], str | None] = {}
+_ENCODED_KEPT = 256
+
+
+def _encoded(raw: bytes, width: int, max_bytes: int) -> str | None:
+    try:
         with Image.open(io.BytesIO(raw)) as image:
             picture = image.convert("RGB")
     except (OSError, ValueError, Image.DecompressionBombError):
@@ -83,7 +101,7 @@ def data_uri(source: object, width: int, max_bytes: int) -> str | None:
         scaled = picture.resize((target, height), Image.Resampling.LANCZOS)
         for quality in QUALITIES:
             buffer = io.BytesIO()
-            scaled.save(buffer, "WEBP", quality=quality, method=6)
+            scaled.save(buffer, "WEBP", quality=quality)
             if buffer.tell() <= max_bytes:
                 encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
                 return f"data:image/webp;base64,{encoded}"
@@ -153,7 +171,8 @@ def _cell(rows: list[dict[str, Any]]) -> str:
         if uri:
             images.append(_image(uri, str(row.get("video_id") or "thumbnail")))
         captions.append(_entry_caption(row, uri is not None, several))
-    return "<br>".join(([" ".join(images)] if images else []) + captions)
+    # Dagster's renderer drops the <br> (GitHub's keeps it): the space keeps captions apart.
+    return " <br>".join(([" ".join(images)] if images else []) + captions)
 
 
 def _recent_keys(frame: pd.DataFrame, limit: int) -> tuple[set[str], int]:
