@@ -97,8 +97,9 @@ h1{font-size:20px;margin:0 0 4px}
 table.matrix{border-collapse:collapse}
 .matrix th,.matrix td{border:1px solid #d6d9e0;padding:8px;vertical-align:top;background:#fff}
 .matrix th{background:#eef0f5;text-align:left}
-table.cards{border-collapse:separate;border-spacing:10px 12px;margin-left:-10px}
-.cards th{text-align:left;vertical-align:top;padding:8px 12px 8px 0;max-width:160px;
+table.cards,.cards tbody{display:block}
+.cards tr{display:flex;gap:10px;align-items:flex-start;margin:0 0 12px}
+.cards th{text-align:left;padding:8px 12px 8px 0;width:140px;flex:none;
 overflow-wrap:anywhere}
 .cards td{border:1px solid #d6d9e0;border-radius:6px;padding:8px;vertical-align:top;
 background:#fff}
