@@ -88,6 +88,14 @@ class ExperimentSettings(BaseModel):
         "dagster.yaml (`concurrency: pools:`) so a cluster has few submitting steps at once.",
     )
     poll_interval_seconds: int = Field(default=10, ge=1)
+    ui_matrix_cells: int = Field(
+        default=48,
+        ge=1,
+        le=200,
+        description="How many variants the lineage asset's variant matrix draws in the "
+        "Dagster UI, each with its thumbnail; beyond it only the most recently submitted are "
+        "drawn and the report holds them all.",
+    )
     request_timeout_seconds: float = Field(
         default=60.0,
         gt=0,

@@ -4,7 +4,12 @@ A static HTML page beside the lineage table (`<output_dir>/report.html`) with in
 no script, so it opens from disk, from a copied folder or from a build artifact alike: media
 are linked by paths relative to the page (also when page and media sit in an object store, so
 the folder can be synced down as is). Every value from the table or the server is escaped
-(prompts are user text). The same matrix, as markdown, is what the Dagster UI shows.
+(prompts are user text). The Dagster UI shows the same layout as markdown
+(`remix_pipeline.previews`).
+
+The layout fits the data (`layout_for`): sources by variant labels when the labels are
+shared across sources, otherwise one row of cards per source (each source's own labels
+would leave most cells of a matrix empty).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import html
 import os
 import posixpath
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +28,6 @@ from upath import UPath
 from remix_pipeline.tempfiles import write_atomically
 
 REPORT_FILE_NAME = "report.html"
-MATRIX_MAX_SOURCES = 50
 
 
 @dataclass(frozen=True)
@@ -34,13 +39,26 @@ class Matrix:
     cells: dict[tuple[str, str], list[dict[str, Any]]]
 
 
-def _present(value: object) -> bool:
+def present(value: object) -> bool:
     return value is not None and not (isinstance(value, float) and pd.isna(value)) and value != ""
 
 
 def _label(row: dict[str, Any]) -> str:
     variant = row.get("variant")
-    return str(variant) if _present(variant) else f"row {row.get('row_number')}"
+    return str(variant) if present(variant) else f"row {row.get('row_number')}"
+
+
+LAYOUT_MATRIX = "matrix"
+LAYOUT_CARDS = "cards"
+
+
+def layout_for(matrix: Matrix) -> str:
+    """`matrix` when at least half of the variant labels are shared, i.e. appear for two or
+    more sources (so most of the grid is filled); otherwise `cards`: one row per source with
+    only its own variants. A single source is always cards."""
+    sources_per_label = Counter(label for _, label in matrix.cells)
+    shared = sum(1 for count in sources_per_label.values() if count >= 2)
+    return LAYOUT_MATRIX if matrix.variants and 2 * shared >= len(matrix.variants) else LAYOUT_CARDS
 
 
 def variant_matrix(frame: pd.DataFrame) -> Matrix:
@@ -66,39 +84,9 @@ def variant_matrix(frame: pd.DataFrame) -> Matrix:
     return Matrix(sources, variants, cells)
 
 
-def _status(row: dict[str, Any]) -> str:
+def status_of(row: dict[str, Any]) -> str:
     status = row.get("status")
-    return str(status) if _present(status) else str(row.get("state") or "unknown")
-
-
-def _markdown_text(value: object) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
-
-
-def variant_matrix_markdown(frame: pd.DataFrame) -> str:
-    """Sources as rows, variants as columns; each cell the status and video id of every
-    replicate's latest attempt (how many attempts it took, when more than one)."""
-    matrix = variant_matrix(frame)
-    if not matrix.sources:
-        return "_(no variants yet)_"
-    header = "| source | " + " | ".join(_markdown_text(v) for v in matrix.variants) + " |"
-    lines = [header, "|" + " --- |" * (len(matrix.variants) + 1)]
-    for source in matrix.sources[:MATRIX_MAX_SOURCES]:
-        cells = []
-        for variant in matrix.variants:
-            entries = []
-            for row in matrix.cells.get((source, variant), []):
-                text = _status(row)
-                if _present(row.get("video_id")):
-                    text += f" `{row['video_id']}`"
-                if row["attempts"] > 1:
-                    text += f" ({row['attempts']} attempts)"
-                entries.append(text)
-            cells.append("<br>".join(_markdown_text(e) for e in entries) or "·")
-        lines.append(f"| {_markdown_text(source)} | " + " | ".join(cells) + " |")
-    if len(matrix.sources) > MATRIX_MAX_SOURCES:
-        lines.append(f"\n_{len(matrix.sources) - MATRIX_MAX_SOURCES} more sources_")
-    return "\n".join(lines)
+    return str(status) if present(status) else str(row.get("state") or "unknown")
 
 
 _CSS = """
@@ -109,6 +97,14 @@ h1{font-size:20px;margin:0 0 4px}
 table.matrix{border-collapse:collapse}
 .matrix th,.matrix td{border:1px solid #d6d9e0;padding:8px;vertical-align:top;background:#fff}
 .matrix th{background:#eef0f5;text-align:left}
+table.cards,.cards tbody{display:block}
+.cards tr{display:flex;gap:10px;align-items:flex-start;margin:0 0 12px}
+.cards th{text-align:left;padding:8px 12px 8px 0;width:140px;flex:none;
+overflow-wrap:anywhere}
+.cards td{border:1px solid #d6d9e0;border-radius:6px;padding:8px;vertical-align:top;
+background:#fff}
+.label{font-weight:600;margin:0 0 6px}
+.replicates{display:flex;gap:8px}
 .matrix td.empty{background:#f3f3f3}
 figure{margin:0 0 8px;width:200px}
 figure img{display:block;width:200px;height:auto;border-radius:4px;background:#222}
@@ -126,7 +122,7 @@ background:#fff3cd;color:#7a5a00}
 
 def _relative(path: object, base: str | Path) -> str | None:
     """A link from the page's folder `base` to `path`; a URL on another store stays whole."""
-    if not _present(path):
+    if not present(path):
         return None
     text, folder = str(path), str(base)
     if "://" not in text and "://" not in folder:
@@ -139,7 +135,7 @@ def _relative(path: object, base: str | Path) -> str | None:
 
 def _figure(row: dict[str, Any], base: str | Path) -> str:
     e = html.escape
-    status = _status(row)
+    status = status_of(row)
     video = _relative(row.get("video_path"), base)
     thumb = _relative(row.get("thumbnail_path"), base)
     parts = ['<figure class="replicate">']
@@ -150,10 +146,10 @@ def _figure(row: dict[str, Any], base: str | Path) -> str:
         )
         parts.append(f'<a href="{e(video)}">{image}</a>' if video else image)
     caption = [f'<span class="status status-{e(status)}">{e(status)}</span>']
-    if _present(row.get("video_id")):
+    if present(row.get("video_id")):
         caption.append(f"<code>{e(str(row['video_id']))}</code>")
     cost = row.get("estimated_cost_usd")
-    if _present(cost):
+    if present(cost):
         caption.append(f'<span class="cost">${float(cost):.2f}</span>')
     caption.append(f"replicate {e(str(row.get('replicate')))}")
     if row["attempts"] > 1:
@@ -161,7 +157,7 @@ def _figure(row: dict[str, Any], base: str | Path) -> str:
     if video:
         caption.append(f'<a class="mp4" href="{e(video)}">MP4</a>')
     parts.append(f"<figcaption>{' · '.join(caption)}</figcaption>")
-    if _present(row.get("error_code")) or _present(row.get("error_message")):
+    if present(row.get("error_code")) or present(row.get("error_message")):
         parts.append(
             f'<p class="error"><code>{e(str(row.get("error_code") or ""))}</code> '
             f"{e(str(row.get('error_message') or ''))}</p>"
@@ -181,9 +177,9 @@ def render_report(
     e = html.escape
     matrix = variant_matrix(frame)
     latest = [row for rows in matrix.cells.values() for row in rows]
-    statuses = pd.Series([_status(r) for r in latest], dtype=object).value_counts().to_dict()
+    statuses = pd.Series([status_of(r) for r in latest], dtype=object).value_counts().to_dict()
     total = sum(
-        float(r["estimated_cost_usd"]) for r in latest if _present(r.get("estimated_cost_usd"))
+        float(r["estimated_cost_usd"]) for r in latest if present(r.get("estimated_cost_usd"))
     )
     summary = ", ".join(f"{e(str(k))} {int(v)}" for k, v in sorted(statuses.items()))
     meta = [f"{len(latest)} variants ({summary or 'none'})", f"estimated cost ${total:.2f}"]
@@ -194,28 +190,38 @@ def render_report(
         meta.append(f"server {e(str(manifest.get('server', '')))}")
         meta.append(f"models {e(', '.join(manifest.get('models', [])) or '-')}")
         meta.append(f"remix-pipeline {e(str(manifest.get('project_version', '')))}")
-    head = "".join(f"<th scope='col'>{e(v)}</th>" for v in matrix.variants)
+    layout = layout_for(matrix)
     rows = []
     for source in matrix.sources:
         cells = []
         for variant in matrix.variants:
             found = matrix.cells.get((source, variant))
             if not found:
-                cells.append('<td class="empty"></td>')
+                if layout == LAYOUT_MATRIX:
+                    cells.append('<td class="empty"></td>')
                 continue
             prompt = e(str(found[0].get("prompt") or ""))
+            label = f'<p class="label">{e(variant)}</p>' if layout == LAYOUT_CARDS else ""
             figures = "".join(_figure(r, base) for r in found)
             cells.append(
                 f'<td class="cell" data-source="{e(source)}" data-variant="{e(variant)}">'
-                f'{figures}<p class="prompt">{prompt}</p></td>'
+                f'{label}<div class="replicates">{figures}</div>'
+                f'<p class="prompt">{prompt}</p></td>'
             )
         rows.append(f"<tr><th scope='row'>{e(source)}</th>{''.join(cells)}</tr>")
+    if layout == LAYOUT_MATRIX:
+        head = "".join(f"<th scope='col'>{e(v)}</th>" for v in matrix.variants)
+        table = (
+            f"<table class='matrix'><thead><tr><th>source</th>{head}</tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table>"
+        )
+    else:
+        table = f"<table class='cards'><tbody>{''.join(rows)}</tbody></table>"
     return (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-        f"<title>{e(title)}</title><style>{_CSS}</style></head><body>"
+        f"<title>{e(title)}</title><style>{_CSS}</style></head><body data-layout='{layout}'>"
         f"<h1>{e(title)}</h1><p class='meta'>{' · '.join(meta)}</p>"
-        f"<table class='matrix'><thead><tr><th>source</th>{head}</tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table></body></html>\n"
+        f"{table}</body></html>\n"
     )
 
 

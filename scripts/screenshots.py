@@ -1,9 +1,13 @@
-"""Regenerate the README's screenshots: the asset graph in `dagster dev` and the report.
+"""Regenerate the README's screenshots: the asset graph, the lineage asset's variant matrix
+and a video partition's preview in `dagster dev`, and the report.
 
 Runs the sample experiment headless in a temporary state home, starts `dagster dev -w
-workspace.yaml` on a free port against that history, photographs the sample's asset graph
-and the experiment report with headless Chromium, shrinks both PNGs and stops everything.
-Needs Chromium (scripts/install-browser.sh). Usage: python scripts/screenshots.py
+workspace.yaml` on a free port against that history, photographs the sample's asset graph,
+the two markdown dialogs (opened from their "[Show Markdown]" links over the DevTools
+protocol, with the browser tests' driver) and the experiment report with headless Chromium,
+shrinks the PNGs and stops everything.
+Needs Chromium (scripts/install-browser.sh) and the test extras. Usage:
+python scripts/screenshots.py
 """
 
 from __future__ import annotations
@@ -19,9 +23,15 @@ import time
 from pathlib import Path
 
 import httpx
+import pandas as pd
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from tests.browser.conftest import chromium_page  # noqa: E402
+from tests.browser.test_ui_previews import SHOW_MARKDOWN  # noqa: E402
+
+PICTURES = ("asset-graph.png", "ui-variant-matrix.png", "ui-video-partition.png", "report.png")
 IMAGES = ROOT / "docs" / "images"
 CHROMIUM_FLAGS = [
     "--headless",
@@ -66,8 +76,34 @@ def shoot(url: str, target: Path, profile: Path, wait_ms: int, size: str = "1280
         capture_output=True,
         timeout=180,
     )
+    shrink(target)
+
+
+def shrink(target: Path) -> None:
     with Image.open(target) as image:
         image.convert("RGB").quantize(colors=128).save(target, optimize=True)
+
+
+def shoot_markdown(url: str, label: str, target: Path, profile: Path) -> None:
+    """The markdown entry `label` of the page at `url`, opened in its dialog."""
+    profile.mkdir()
+    with chromium_page(profile) as browser:
+        browser.call(
+            "Emulation.setDeviceMetricsOverride",
+            width=1280,
+            height=900,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
+        browser.open(url)
+        deadline = time.monotonic() + 60
+        while not browser.evaluate(SHOW_MARKDOWN.replace("LABEL", f'"{label}"')):
+            if time.monotonic() > deadline:
+                sys.exit(f"no markdown entry {label} on {url}")
+            time.sleep(0.25)
+        time.sleep(2)  # the dialog's images are data URIs: decoded at once; let it settle
+        browser.screenshot(target, 1280, 900)
+    shrink(target)
 
 
 def wait_for_webserver(base: str, process: subprocess.Popen[bytes]) -> None:
@@ -116,6 +152,20 @@ def main() -> int:
                 work / "profile-graph",
                 wait_ms=20000,
             )
+            lineage = pd.read_parquet(ROOT / "data" / "output" / "sample" / "lineage.parquet")
+            shoot_markdown(
+                f"{base}/assets/sample/lineage",
+                "variant_matrix",
+                IMAGES / "ui-variant-matrix.png",
+                work / "profile-matrix",
+            )
+            key = str(lineage.iloc[0]["key"])
+            shoot_markdown(
+                f"{base}/assets/sample/videos?view=partitions&partition={key}",
+                "preview",
+                IMAGES / "ui-video-partition.png",
+                work / "profile-partition",
+            )
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             try:
@@ -125,7 +175,7 @@ def main() -> int:
                 server.wait()
         report = ROOT / "data" / "output" / "sample" / "report.html"
         shoot(report.as_uri(), IMAGES / "report.png", work / "profile-report", 3000, "1280,900")
-    for name in ("asset-graph.png", "report.png"):
+    for name in PICTURES:
         path = IMAGES / name
         print(f"{path.relative_to(ROOT)}: {path.stat().st_size // 1024} KiB")
     return 0

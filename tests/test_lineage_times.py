@@ -23,7 +23,8 @@ from remix_pipeline.lineage import (
     trace,
     write_parquet_atomically,
 )
-from remix_pipeline.report import render_report, variant_matrix_markdown
+from remix_pipeline.previews import variant_matrix_markdown
+from remix_pipeline.report import render_report
 from remix_pipeline.requests import VariantRequest, variant_key
 
 UTC_NS = "datetime64[ns, UTC]"
@@ -145,7 +146,7 @@ def test_trace_report_and_matrix_read_a_lineage_with_times(ledger: Ledger, tmp_p
     assert [step["video_id"] for step in chain] == ["video_done", SOURCE]
     assert chain[0]["created_at"] == pd.Timestamp(CREATED, unit="s", tz="UTC")
     assert "video_done" in page and "video_running" in page
-    assert "completed `video_done`" in matrix
+    assert "**completed** · " in matrix and "`video_done`" in matrix
 
 
 def test_lineage_json_and_csv_write_iso_8601_utc_strings_and_nothing_for_nat(

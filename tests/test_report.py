@@ -9,10 +9,13 @@ from pathlib import Path
 import pandas as pd
 
 from remix_pipeline.lineage import LINEAGE_COLUMNS
+from remix_pipeline.previews import variant_matrix_markdown
 from remix_pipeline.report import (
+    LAYOUT_CARDS,
+    LAYOUT_MATRIX,
+    layout_for,
     render_report,
     variant_matrix,
-    variant_matrix_markdown,
     write_report,
 )
 
@@ -139,8 +142,9 @@ def test_markdown_matrix_has_sources_as_rows_and_variants_as_columns(tmp_path):
     lines = text.splitlines()
 
     assert lines[0] == "| source | noir | anime |"
-    assert lines[2].startswith("| video_a | completed `video_1` | completed `video_2`<br>")
-    assert lines[3] == "| video_b | failed `video_4` | · |"
+    assert lines[2].startswith("| video_a | **completed** · noir · `video_1` | ")
+    assert "**completed** · anime · r1 · `video_2` <br>**completed** · anime · r2" in lines[2]
+    assert lines[3] == "| video_b | **failed** · noir · `video_4` · `moderation_blocked` | · |"
 
 
 def test_report_has_one_cell_per_variant_and_relative_media_links(tmp_path):
@@ -186,3 +190,71 @@ def test_write_report_replaces_the_page_in_place(tmp_path):
     assert first == second == str(tmp_path / "report.html")
     assert "<title>two</title>" in Path(second).read_text()
     assert [p.name for p in tmp_path.iterdir()] == ["report.html"]
+
+
+def labelled(source: str, label: str, number: int) -> dict[str, object]:
+    return lineage_row(
+        key=f"{source}.{label}",
+        row_number=number,
+        source_video_id=source,
+        variant=label,
+        prompt=label,
+        video_id=f"video_{number}",
+    )
+
+
+# The sample table's shape: every source has labels of its own.
+SAMPLE_LABELS = {
+    "video_src_harbor": ["storm", "golden", "winter"],
+    "video_src_forest": ["autumn", "night", "fog"],
+    "video_src_city": ["daylight", "retro", "snowfall"],
+    "video_src_dunes": ["sandstorm", "oasis"],
+}
+
+
+def frame_with(labels: dict[str, list[str]]) -> pd.DataFrame:
+    rows, number = [], 0
+    for source, names in labels.items():
+        for label in names:
+            number += 1
+            rows.append(labelled(source, label, number))
+    return frame_of(*rows)
+
+
+def test_the_sample_tables_own_labels_per_source_are_laid_out_as_cards():
+    assert layout_for(variant_matrix(frame_with(SAMPLE_LABELS))) == LAYOUT_CARDS
+
+
+def test_labels_shared_across_sources_are_laid_out_as_a_matrix():
+    shared = {source: ["noir", "anime", "sepia"] for source in ("video_a", "video_b", "video_c")}
+    assert layout_for(variant_matrix(frame_with(shared))) == LAYOUT_MATRIX
+
+
+def test_the_matrix_needs_at_least_half_the_labels_shared():
+    half = {"video_a": ["noir", "anime", "x"], "video_b": ["noir", "anime", "y"]}  # 2 of 4
+    less = {"video_a": ["noir", "x", "y"], "video_b": ["noir", "z"]}  # 1 of 4
+
+    assert layout_for(variant_matrix(frame_with(half))) == LAYOUT_MATRIX
+    assert layout_for(variant_matrix(frame_with(less))) == LAYOUT_CARDS
+
+
+def test_one_source_is_always_cards():
+    assert layout_for(variant_matrix(frame_with({"video_a": ["noir"]}))) == LAYOUT_CARDS
+
+
+def test_the_report_draws_cards_with_only_each_sources_own_variants(tmp_path):
+    page = render_report(frame_with(SAMPLE_LABELS), tmp_path, title="t")
+    found = parse(page)
+
+    assert "data-layout='cards'" in page
+    assert '<td class="empty">' not in page
+    assert len(found.cells) == 11
+    placed = [(c["data-source"], c["data-variant"]) for c in found.cells]
+    assert ("video_src_dunes", "oasis") in placed
+
+
+def test_the_report_draws_a_matrix_of_shared_labels(tmp_path):
+    page = render_report(frame_with({"a": ["noir", "anime"], "b": ["noir"]}), tmp_path, title="t")
+
+    assert "data-layout='matrix'" in page
+    assert page.count('<td class="empty">') == 1

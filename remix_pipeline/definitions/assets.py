@@ -26,7 +26,8 @@ from remix_pipeline.definitions.runtime import (
 from remix_pipeline.ledger import Attempt, AttemptState
 from remix_pipeline.lineage import build_lineage_frame, status_counts, write_parquet_atomically
 from remix_pipeline.manifest import MANIFEST_FILE_NAME, build_manifest, write_manifest_atomically
-from remix_pipeline.report import variant_matrix_markdown, write_report
+from remix_pipeline.previews import log_previews, variant_matrix_metadata
+from remix_pipeline.report import write_report
 from remix_pipeline.requests import TableUnreadableError, VariantRequest, read_request_table
 from remix_pipeline.servers import ServerChangedError
 from remix_pipeline.submission import Action, Outcome, submit_variants
@@ -214,6 +215,7 @@ def build_assets(runtime: ExperimentRuntime) -> list[dg.AssetsDefinition | dg.As
             )
             for problem in report.problems:
                 context.log.warning(problem)
+            log_previews(context, keys.videos, ledger, report.downloaded)
             downloaded += len(report.downloaded)
             problems += len(report.problems)
         return dg.MaterializeResult(
@@ -258,7 +260,7 @@ def build_assets(runtime: ExperimentRuntime) -> list[dg.AssetsDefinition | dg.As
                 "manifest": dg.MetadataValue.json(manifest),
                 "rows_by_state": dg.MetadataValue.json(status_counts(frame)),
                 "rows_by_status": dg.MetadataValue.json(status_counts(frame, "status")),
-                "variant_matrix": dg.MetadataValue.md(variant_matrix_markdown(frame)),
+                "variant_matrix": variant_matrix_metadata(frame, report_path, settings),
                 "preview": markdown_preview(frame, PREVIEW_COLUMNS),
             }
         )

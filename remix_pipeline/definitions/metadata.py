@@ -9,6 +9,7 @@ import pandas as pd
 
 from remix_pipeline.ledger import Attempt
 from remix_pipeline.lineage import COLUMN_DESCRIPTIONS
+from remix_pipeline.previews import attempt_preview
 from remix_pipeline.pricing import estimate_cost_usd
 from remix_pipeline.requests import RequestTable
 
@@ -63,6 +64,7 @@ def attempt_metadata(attempt: Attempt) -> dict[str, Any]:
     if code:
         metadata["error_code"] = str(code)
         metadata["error_message"] = str(attempt.error_message or error.get("message") or "")
+    metadata["preview"] = attempt_preview(attempt)
     return metadata
 
 

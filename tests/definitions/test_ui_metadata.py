@@ -140,14 +140,16 @@ def test_lineage_shows_column_lineage_back_to_the_request_table(shown: Shown) ->
         assert ("sample/request_table", column) in deps[column], deps
 
 
-def test_lineage_shows_the_variant_matrix_with_each_source_and_video(shown: Shown) -> None:
+def test_lineage_shows_each_variant_as_a_card_with_its_thumbnail_and_video(shown: Shown) -> None:
     entry = shown.entries["variant_matrix"]
     assert entry["__typename"] == "MarkdownMetadataEntry"
-    header, *rows = entry["mdStr"].splitlines()
-    assert [c.strip() for c in header.strip("|").split("|")] == ["source", "storm", "fog"]
+    text = entry["mdStr"]
+    # Each source has its own label here, so the layout is cards: one block per source.
     for row in shown.lineage.itertuples():
-        (line,) = [r for r in rows if r.startswith(f"| {row.source_video_id} |")]
-        assert f"completed `{row.video_id}`" in line
+        block = text.split(f"**{row.source_video_id}**", 1)[1].split("\n\n**", 1)[0]
+        assert f"| {row.variant} |" in block
+        assert f"![{row.video_id}](data:image/webp;base64," in block
+        assert f"**completed** · {row.variant} · `{row.video_id[:10]}" in block
 
 
 def test_lineage_shows_rows_by_status_and_the_row_count(shown: Shown) -> None:
