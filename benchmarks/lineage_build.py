@@ -72,7 +72,11 @@ def fill(path: Path, count: int) -> int:
             "finished_at = submitted_at + 60 WHERE key = ? AND attempt = 1",
             completed,
         )
-        db.executemany("INSERT INTO media VALUES (?, ?, ?, ?, ?, ?)", media)
+        db.executemany(
+            "INSERT INTO media (key, attempt, variant, path, sha256, size_bytes) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            media,
+        )
     return count
 
 
