@@ -169,8 +169,9 @@ def run_command(args: argparse.Namespace) -> int:
 def _preflight_estimate(settings: ExperimentSettings) -> str:
     """The batch's estimate, printed before the fan-out; the submissions step enforces the
     budget itself, so `dagster dev` refuses the same batch."""
-    from remix_pipeline.budget import estimate_batch, unpaid_requests
+    from remix_pipeline.budget import estimate_batch
     from remix_pipeline.definitions.runtime import ExperimentRuntime
+    from remix_pipeline.planning import unpaid_requests
     from remix_pipeline.requests import read_request_table
 
     runtime = ExperimentRuntime(settings)

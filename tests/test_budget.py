@@ -14,12 +14,12 @@ from remix_pipeline.budget import (
     BudgetExceededError,
     enforce_budget,
     estimate_batch,
-    unpaid_requests,
 )
 from remix_pipeline.client import ClientSettings, VideosClient
 from remix_pipeline.definitions.headless import HeadlessRunner
 from remix_pipeline.definitions.runtime import ExperimentRuntime
 from remix_pipeline.experiment import ExperimentSettings
+from remix_pipeline.planning import unpaid_requests
 from remix_pipeline.requests import read_request_table
 
 from .definitions.conftest import (

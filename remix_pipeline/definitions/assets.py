@@ -10,7 +10,6 @@ from remix_pipeline.budget import (
     BudgetExceededError,
     enforce_budget,
     estimate_batch,
-    unpaid_requests,
 )
 from remix_pipeline.definitions.metadata import (
     column_lineage,
@@ -26,6 +25,7 @@ from remix_pipeline.definitions.runtime import (
 from remix_pipeline.ledger import Attempt, AttemptState
 from remix_pipeline.lineage import build_lineage_frame, status_counts, write_parquet_atomically
 from remix_pipeline.manifest import MANIFEST_FILE_NAME, build_manifest, write_manifest_atomically
+from remix_pipeline.planning import unpaid_requests
 from remix_pipeline.report import variant_matrix_markdown, write_report
 from remix_pipeline.requests import TableUnreadableError, VariantRequest, read_request_table
 from remix_pipeline.servers import ServerChangedError

@@ -18,10 +18,9 @@ import dagster as dg
 
 from remix_pipeline.client import DeviationLog, VideosClient, server_label
 from remix_pipeline.experiment import LEDGER_FILE_NAME, ExperimentSettings
-from remix_pipeline.ledger import MEDIA_VARIANTS, Attempt, AttemptState, Ledger
-from remix_pipeline.servers import ServerChangedError, other_servers
+from remix_pipeline.ledger import Attempt, Ledger
+from remix_pipeline.planning import PayAgainRules, listing_grace_seconds, to_pay_again
 from remix_pipeline.service.config import state_home
-from remix_pipeline.submission import listing_grace_seconds
 from remix_pipeline.tempfiles import pid_alive
 
 T = TypeVar("T")
@@ -38,11 +37,6 @@ PID_TAG = "remix_pipeline/pid"
 EXPERIMENT_TAG = "remix_pipeline/experiment"
 STEP_TAG = "remix_pipeline/step"
 RETRY_FAILED_TAG = "remix_pipeline/retry_failed"
-
-# Failure codes worth paying for again on a refresh: the server, not the content, failed.
-RETRYABLE_FAILURE_CODES = frozenset(
-    {"generation_failed", "internal_error", "server_error", "video_not_found"}
-)
 
 
 @dataclass(frozen=True)
@@ -112,32 +106,18 @@ class ExperimentRuntime:
             timeout_seconds=self.settings.request_timeout_seconds,
         )
 
+    @property
+    def pay_again_rules(self) -> PayAgainRules:
+        return PayAgainRules(
+            server=self.settings.server_label(),
+            start_afresh=self.settings.start_afresh,
+            reremix_expired_media=self.settings.reremix_expired_media,
+        )
+
     def to_pay_again(
         self, ledger: Ledger, latest: Mapping[str, Attempt], now: float, *, refresh: bool = True
     ) -> set[str]:
-        """Keys whose latest attempt is paid for again: with `start_afresh`, those that ended
-        on another server; on a refresh, also failures the server caused and, when the
-        experiment asks for it, videos whose media expired before download.
-
-        Raises ServerChangedError, before anything is paid, when attempts were sent to another
-        server and the experiment has not said what to do about it.
-        """
-        configured = self.settings.server_label()
-        others = other_servers((a.server for a in latest.values()), configured)
-        if others and not self.settings.start_afresh:
-            raise ServerChangedError(configured, others)
-        again = {key for key, a in latest.items() if moved_away(a, configured)}
-        if not refresh:
-            return again
-        again |= {
-            key for key, a in latest.items() if a.state is AttemptState.FAILED and is_retryable(a)
-        }
-        if self.settings.reremix_expired_media:
-            expired = [(a.key, a.attempt) for a in latest.values() if has_expired(a, now)]
-            for (key, _), variants in ledger.media_variants(expired).items():
-                if len(variants) < len(MEDIA_VARIANTS):
-                    again.add(key)
-        return again
+        return to_pay_again(ledger, latest, now, self.pay_again_rules, refresh=refresh)
 
     def with_client(
         self, work: Callable[[VideosClient], Awaitable[T]], *, server: str | None = None
@@ -204,18 +184,3 @@ def fail_abandoned_runs(instance: dg.DagsterInstance) -> list[str]:
             instance.report_run_failed(run, "The process running it is gone.")
             failed.append(run.run_id)
     return failed
-
-
-def moved_away(attempt: Attempt, configured: str) -> bool:
-    """An attempt that ended on another server than the configured one."""
-    return attempt.is_terminal and attempt.server not in (None, configured)
-
-
-def is_retryable(attempt: Attempt) -> bool:
-    return attempt.error_code in RETRYABLE_FAILURE_CODES
-
-
-def has_expired(attempt: Attempt, now: float) -> bool:
-    """A completed video whose media the server no longer serves."""
-    expires_at = (attempt.video or {}).get("expires_at")
-    return attempt.state is AttemptState.COMPLETED and expires_at is not None and expires_at <= now

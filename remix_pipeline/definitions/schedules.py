@@ -1,15 +1,13 @@
 """The refresh schedule: new and changed rows, and another try for retryable failures (and,
 if asked, for videos whose media expired before download)."""
 
-import time
-
 import dagster as dg
 
 from remix_pipeline.definitions.runtime import RETRY_FAILED_TAG, ExperimentRuntime
 from remix_pipeline.definitions.sensors import (
-    needs_submission,
     partition_range_request,
     read_table_state,
+    variants_needing_submission,
 )
 from remix_pipeline.servers import ServerChangedError
 
@@ -38,16 +36,10 @@ def build_refresh_schedule(runtime: ExperimentRuntime) -> dg.ScheduleDefinition 
             return state
         if state.new_partitions:
             instance.add_dynamic_partitions(keys.partitions.name, state.new_partitions)
-        latest = state.latest
         try:
-            again = runtime.to_pay_again(runtime.ledger(), latest, time.time())
+            needed = variants_needing_submission(runtime, state, instance, refresh=True)
         except ServerChangedError as exc:
             return dg.SkipReason(str(exc))
-        needed = [
-            k
-            for k in state.keys
-            if k in again or needs_submission(runtime, latest.get(k), instance)
-        ]
         if not needed:
             return dg.SkipReason("every variant has a job or a final outcome")
         return partition_range_request(

@@ -10,24 +10,20 @@ from dataclasses import dataclass
 
 import dagster as dg
 
+from remix_pipeline import planning
 from remix_pipeline.client import VideosAPIError
 from remix_pipeline.definitions.metadata import attempt_metadata
 from remix_pipeline.definitions.runtime import (
     EXPERIMENT_TAG,
     STEP_TAG,
     ExperimentRuntime,
-    moved_away,
     run_is_gone,
     sensor_status,
 )
 from remix_pipeline.ledger import Attempt, AttemptState
-from remix_pipeline.requests import (
-    RequestTable,
-    TableUnreadableError,
-    VariantRequest,
-    read_request_table,
-)
-from remix_pipeline.submission import awaits_listing
+from remix_pipeline.planning import parent_settled
+from remix_pipeline.requests import RequestTable, TableUnreadableError, read_request_table
+from remix_pipeline.servers import ServerChangedError
 from remix_pipeline.tracking import PollReport, poll_in_flight, servers_in_flight
 
 # Stay well inside the 60 s sensor evaluation timeout; what is left is done next tick.
@@ -105,32 +101,6 @@ def submission_run_key(
     return f"submit-{_digest(needed)}-{finished}"
 
 
-def parent_settled(request: VariantRequest, latest: dict[str, Attempt]) -> bool:
-    """A chained variant can be submitted (or failed) only once its parent has ended."""
-    if request.parent_key is None:
-        return True
-    parent = latest.get(request.parent_key)
-    return parent is not None and parent.is_terminal
-
-
-def needs_submission(
-    runtime: ExperimentRuntime, attempt: Attempt | None, instance: dg.DagsterInstance
-) -> bool:
-    """No attempt yet, or an interrupted one that a run can settle now. One whose job may
-    still appear on a remote server waits out the listing grace, rather than a run a tick."""
-    if attempt is None:
-        return True
-    if runtime.settings.start_afresh and moved_away(attempt, runtime.settings.server_label()):
-        return True
-    if attempt.state is AttemptState.UNKNOWN and awaits_listing(
-        attempt, grace_seconds=runtime.listing_grace_seconds, now=time.time()
-    ):
-        return False
-    if attempt.state in (AttemptState.INTENT, AttemptState.UNKNOWN):
-        return run_is_gone(instance, attempt.run_id)
-    return False
-
-
 @dataclass(frozen=True)
 class TableState:
     """The table's variants set against the partitions and the ledger."""
@@ -164,6 +134,34 @@ def read_table_state(
     )
 
 
+def variants_needing_submission(
+    runtime: ExperimentRuntime, state: TableState, instance: dg.DagsterInstance, *, refresh: bool
+) -> list[str]:
+    """The table's variants a submission run has work for (`planning.needs_submission`).
+
+    Raises ServerChangedError on a refresh whose attempts were sent to another server; the
+    fan-out leaves those attempts alone and lets the submission step refuse the batch.
+    """
+    try:
+        again = runtime.to_pay_again(runtime.ledger(), state.latest, time.time(), refresh=refresh)
+    except ServerChangedError:
+        if refresh:
+            raise
+        again = set()
+    now = time.time()
+    return [
+        key
+        for key in state.keys
+        if planning.needs_submission(
+            state.latest.get(key),
+            pay_again=lambda attempt: attempt.key in again,
+            grace_seconds=runtime.listing_grace_seconds,
+            owner_gone=lambda attempt: run_is_gone(instance, attempt.run_id),
+            now=now,
+        )
+    ]
+
+
 def build_fanout_sensor(runtime: ExperimentRuntime) -> dg.SensorDefinition:
     settings, keys = runtime.settings, runtime.keys
 
@@ -179,8 +177,7 @@ def build_fanout_sensor(runtime: ExperimentRuntime) -> dg.SensorDefinition:
         if isinstance(state, dg.SkipReason):
             return state
         table, new_partitions = state.table, state.new_partitions
-        latest, instance = state.latest, context.instance
-        needed = [k for k in state.keys if needs_submission(runtime, latest.get(k), instance)]
+        needed = variants_needing_submission(runtime, state, context.instance, refresh=False)
 
         run_requests: list[dg.RunRequest] = []
         if context.cursor != table.content_hash:
