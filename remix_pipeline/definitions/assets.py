@@ -11,17 +11,15 @@ from remix_pipeline.budget import (
     enforce_budget,
     estimate_batch,
 )
+from remix_pipeline.definitions.keys import RETRY_FAILED_TAG
 from remix_pipeline.definitions.metadata import (
     column_lineage,
     column_schema,
     markdown_preview,
     table_metadata,
 )
-from remix_pipeline.definitions.runtime import (
-    RETRY_FAILED_TAG,
-    ExperimentRuntime,
-    run_is_gone,
-)
+from remix_pipeline.definitions.runs import run_is_gone
+from remix_pipeline.definitions.session import ExperimentSession
 from remix_pipeline.ledger import Attempt, AttemptState
 from remix_pipeline.lineage import build_lineage_frame, status_counts, write_parquet_atomically
 from remix_pipeline.manifest import MANIFEST_FILE_NAME, build_manifest, write_manifest_atomically
@@ -36,8 +34,8 @@ ROUTINE_ACTIONS = frozenset({Action.SUBMITTED, Action.ALREADY_DONE})
 PREVIEW_COLUMNS = ["key", "attempt", "source_video_id", "variant", "status", "video_id"]
 
 
-def build_assets(runtime: ExperimentRuntime) -> list[dg.AssetsDefinition | dg.AssetSpec]:
-    settings, keys = runtime.settings, runtime.keys
+def build_assets(session: ExperimentSession) -> list[dg.AssetsDefinition | dg.AssetSpec]:
+    settings, keys = session.settings, session.keys
     group = settings.name
 
     @dg.asset(
@@ -77,10 +75,10 @@ def build_assets(runtime: ExperimentRuntime) -> list[dg.AssetsDefinition | dg.As
         gone = sorted(wanted - {r.key for r in requests})
         if gone:
             context.log.info(f"{len(gone)} variants are no longer in the table; left as they are")
-        ledger = runtime.ledger()
+        ledger = session.ledger()
         latest = ledger.latest(r.key for r in requests)
         try:
-            again = runtime.to_pay_again(
+            again = session.to_pay_again(
                 ledger,
                 latest,
                 time.time(),
@@ -93,10 +91,10 @@ def build_assets(runtime: ExperimentRuntime) -> list[dg.AssetsDefinition | dg.As
             return attempt.key in again
 
         to_pay = unpaid_requests(requests, ledger, pay_again)
-        if to_pay and not runtime.with_client(lambda client: client.supports_remix()):
+        if to_pay and not session.run(lambda client: client.supports_remix()):
             raise dg.Failure(
                 description=(
-                    f"The server at {settings.server_label()} has no remix operation "
+                    f"The server at {session.server.label} has no remix operation "
                     "(POST /videos/{id}/remix), so none of the "
                     f"{len(to_pay)} variants was submitted. Point {settings.base_url_env} "
                     "at a server or gateway that supports remix."
@@ -126,7 +124,7 @@ def build_assets(runtime: ExperimentRuntime) -> list[dg.AssetsDefinition | dg.As
                 )
             )
 
-        outcomes = runtime.with_client(
+        outcomes = session.run(
             lambda client: submit_variants(
                 requests,
                 ledger=ledger,
@@ -159,9 +157,9 @@ def build_assets(runtime: ExperimentRuntime) -> list[dg.AssetsDefinition | dg.As
         context: dg.AssetExecutionContext, to_pay: list[VariantRequest]
     ) -> BatchEstimate:
         """Price the batch, record the estimate, and refuse it over budget before any POST."""
-        prices = settings.price_table()
+        prices = session.prices
         estimate = (
-            runtime.with_client(lambda client: estimate_batch(to_pay, client, prices))
+            session.run(lambda client: estimate_batch(to_pay, client, prices))
             if to_pay
             else BatchEstimate(variants=0, total_usd=0.0)
         )
@@ -203,13 +201,13 @@ def build_assets(runtime: ExperimentRuntime) -> list[dg.AssetsDefinition | dg.As
         description="Video, thumbnail and spritesheet of every completed variant, downloaded.",
     )
     def media(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        ledger = runtime.ledger()
+        ledger = session.ledger()
         completed = [a for a in ledger.latest().values() if a.state is AttemptState.COMPLETED]
         downloaded, problems = 0, 0
         # Each video is fetched from the server that made it.
         for server in sorted(servers_to_download(completed)):
-            report = runtime.with_client(
-                lambda client: download_media(ledger, client, runtime.media_root, completed),
+            report = session.run(
+                lambda client: download_media(ledger, client, session.media_root, completed),
                 server=server,
             )
             for problem in report.problems:
@@ -220,7 +218,7 @@ def build_assets(runtime: ExperimentRuntime) -> list[dg.AssetsDefinition | dg.As
             metadata={
                 "downloaded_files": downloaded,
                 "problems": problems,
-                "media_root": dg.MetadataValue.path(str(runtime.media_root)),
+                "media_root": dg.MetadataValue.path(str(session.media_root)),
             }
         )
 
@@ -235,9 +233,9 @@ def build_assets(runtime: ExperimentRuntime) -> list[dg.AssetsDefinition | dg.As
     )
     def lineage(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         partition_keys = set(context.instance.get_dynamic_partitions(keys.partitions.name))
-        frame = build_lineage_frame(runtime.ledger(), prices=settings.price_table())
+        frame = build_lineage_frame(session.ledger(), prices=session.prices)
         frame = frame[frame["key"].isin(partition_keys)].reset_index(drop=True)
-        path = write_parquet_atomically(frame, runtime.lineage_path)
+        path = write_parquet_atomically(frame, session.lineage_path)
         table = read_request_table(settings.table_path, strict=settings.strict)
         manifest = build_manifest(
             settings, frame, table_hash=table.content_hash, run_id=context.run_id

@@ -3,7 +3,7 @@
 import dagster as dg
 import pandas as pd
 
-from remix_pipeline.definitions.runtime import ExperimentRuntime
+from remix_pipeline.definitions.session import ExperimentSession
 from remix_pipeline.lineage import read_lineage
 from remix_pipeline.requests import TableUnreadableError, read_request_table
 
@@ -16,11 +16,11 @@ def _latest_attempts(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values(["key", "attempt"]).groupby("key", as_index=False).tail(1)
 
 
-def build_checks(runtime: ExperimentRuntime) -> list[dg.AssetChecksDefinition]:
-    settings, keys = runtime.settings, runtime.keys
+def build_checks(session: ExperimentSession) -> list[dg.AssetChecksDefinition]:
+    settings, keys = session.settings, session.keys
 
     def load() -> pd.DataFrame:
-        return read_lineage(runtime.lineage_path)
+        return read_lineage(session.lineage_path)
 
     @dg.asset_check(
         asset=keys.lineage,

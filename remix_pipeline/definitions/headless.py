@@ -21,12 +21,9 @@ import dagster as dg
 from dagster._utils.error import SerializableErrorInfo
 
 from remix_pipeline.definitions.build import build_experiment_definitions
-from remix_pipeline.definitions.runtime import (
-    EXPERIMENT_TAG,
-    ExperimentRuntime,
-    fail_abandoned_runs,
-    process_tags,
-)
+from remix_pipeline.definitions.keys import EXPERIMENT_TAG
+from remix_pipeline.definitions.runs import fail_abandoned_runs, process_tags
+from remix_pipeline.definitions.session import ExperimentSession
 from remix_pipeline.experiment import ExperimentSettings
 from remix_pipeline.ledger import Attempt, AttemptState
 from remix_pipeline.requests import read_request_table
@@ -122,10 +119,10 @@ class HeadlessRunner:
     ) -> None:
         self.settings = settings
         self.instance = instance
-        self.runtime = ExperimentRuntime(settings)
+        self.session = ExperimentSession(settings)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            self.defs = build_experiment_definitions(settings)
+            self.defs = build_experiment_definitions(settings, self.session)
             self.job = self.defs.resolve_implicit_global_asset_job_def()
         self.on_progress = on_progress
         self.on_warning = on_warning
@@ -185,7 +182,7 @@ class HeadlessRunner:
             self.instance.report_runless_asset_event(event)
         for run_request in data.run_requests or []:
             selection = list(run_request.asset_selection or [])
-            if selection == [self.runtime.keys.media]:
+            if selection == [self.session.keys.media]:
                 # Downloads wait at most MEDIA_INTERVAL_SECONDS (download URLs live about an
                 # hour), so a wave of completions shares one run; the final run catches up.
                 if time.monotonic() - self.last_media_run < MEDIA_INTERVAL_SECONDS:
@@ -195,7 +192,7 @@ class HeadlessRunner:
 
     def progress(self, table_keys: set[str]) -> Progress:
         """Counts from two narrow ledger reads: asked every poll, so no lineage frame here."""
-        latest = self.runtime.ledger().latest_states(table_keys)
+        latest = self.session.ledger().latest_states(table_keys)
         states = Counter(state for state, _ in latest)
         return Progress(
             variants=len(table_keys),
@@ -211,13 +208,13 @@ class HeadlessRunner:
 
     def _hopeless(self) -> list[Attempt]:
         now = time.time()
-        return [a for a in self.runtime.ledger().in_flight() if answers_hopelessly(a, now)]
+        return [a for a in self.session.ledger().in_flight() if answers_hopelessly(a, now)]
 
     def _movement(self, progress: Progress) -> tuple[object, ...]:
         """What counts as progress: counts, and every in-flight job's status and percent."""
         jobs = sorted(
             (a.key, (a.video or {}).get("status"), (a.video or {}).get("progress"))
-            for a in self.runtime.ledger().in_flight()
+            for a in self.session.ledger().in_flight()
         )
         return (
             progress.submitted,
@@ -232,13 +229,13 @@ class HeadlessRunner:
         self, *, timeout_seconds: float = 3600.0, stall_seconds: float = DEFAULT_STALL_SECONDS
     ) -> RunSummary:
         name = self.settings.name
-        keys = self.runtime.keys
+        keys = self.session.keys
         fail_abandoned_runs(self.instance)
         table = read_request_table(self.settings.table_path, strict=self.settings.strict)
         table_keys = {r.key for r in table.requests}
         summary = RunSummary(
             progress=Progress(variants=len(table_keys)),
-            lineage_path=self.runtime.lineage_path,
+            lineage_path=self.session.lineage_path,
             dagster_runs=self.runs,
             invalid_rows=[str(p) for p in table.problems],
         )
@@ -294,18 +291,18 @@ class HeadlessRunner:
         summary.finished = True
         summary.unresolved = [
             describe(a)
-            for a in self.runtime.ledger().latest(table_keys).values()
+            for a in self.session.ledger().latest(table_keys).values()
             if a.error_code == UNRESOLVED_CODE
         ]
         return summary
 
     def _unended(self, table_keys: set[str]) -> list[str]:
-        latest = self.runtime.ledger().latest(table_keys)
+        latest = self.session.ledger().latest(table_keys)
         waiting = sorted(table_keys - latest.keys())
         return [describe(a) for a in latest.values() if not a.is_terminal] + [
             f"{key} (not submitted yet)" for key in waiting
         ]
 
     def _unreported(self) -> bool:
-        partitions = set(self.instance.get_dynamic_partitions(self.runtime.keys.partitions.name))
-        return any(a.key in partitions for a in self.runtime.ledger().finished_unreported())
+        partitions = set(self.instance.get_dynamic_partitions(self.session.keys.partitions.name))
+        return any(a.key in partitions for a in self.session.ledger().finished_unreported())

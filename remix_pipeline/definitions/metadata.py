@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
@@ -13,6 +14,7 @@ from remix_pipeline.pricing import estimate_cost_usd
 from remix_pipeline.requests import RequestTable
 
 PREVIEW_ROWS = 20
+PriceTable = Mapping[str, Mapping[str, float]]
 
 # Lineage columns and the request-table columns they come from.
 REQUEST_TABLE_COLUMNS: dict[str, str] = {
@@ -34,8 +36,9 @@ LINEAGE_FROM_TABLE: dict[str, tuple[str, ...]] = {
 }
 
 
-def attempt_metadata(attempt: Attempt) -> dict[str, Any]:
-    """A variant attempt's request and, when known, its Video record."""
+def attempt_metadata(attempt: Attempt, prices: PriceTable) -> dict[str, Any]:
+    """A variant attempt's request and, when known, its Video record, priced with the
+    experiment's price table (the one its estimate and its lineage use)."""
     video = attempt.video or {}
     error = video.get("error") or {}
     metadata: dict[str, Any] = {
@@ -56,7 +59,9 @@ def attempt_metadata(attempt: Attempt) -> dict[str, Any]:
     if video:
         metadata["video"] = dg.MetadataValue.json(video)
         metadata["status"] = str(video.get("status"))
-        cost = estimate_cost_usd(video.get("model"), video.get("size"), video.get("seconds"))
+        cost = estimate_cost_usd(
+            video.get("model"), video.get("size"), video.get("seconds"), prices
+        )
         if cost is not None:
             metadata["estimated_cost_usd"] = cost
     code = attempt.error_code or error.get("code")

@@ -3,17 +3,18 @@ if asked, for videos whose media expired before download)."""
 
 import dagster as dg
 
-from remix_pipeline.definitions.runtime import RETRY_FAILED_TAG, ExperimentRuntime
+from remix_pipeline.definitions.keys import RETRY_FAILED_TAG
 from remix_pipeline.definitions.sensors import (
     partition_range_request,
     read_table_state,
     variants_needing_submission,
 )
+from remix_pipeline.definitions.session import ExperimentSession
 from remix_pipeline.servers import ServerChangedError
 
 
-def build_refresh_schedule(runtime: ExperimentRuntime) -> dg.ScheduleDefinition | None:
-    settings, keys = runtime.settings, runtime.keys
+def build_refresh_schedule(session: ExperimentSession) -> dg.ScheduleDefinition | None:
+    settings, keys = session.settings, session.keys
     if not settings.refresh_cron:
         return None
 
@@ -31,19 +32,19 @@ def build_refresh_schedule(runtime: ExperimentRuntime) -> dg.ScheduleDefinition 
     )
     def refresh(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
         instance = context.instance
-        state = read_table_state(runtime, instance)
+        state = read_table_state(session, instance)
         if isinstance(state, dg.SkipReason):
             return state
         if state.new_partitions:
             instance.add_dynamic_partitions(keys.partitions.name, state.new_partitions)
         try:
-            needed = variants_needing_submission(runtime, state, instance, refresh=True)
+            needed = variants_needing_submission(session, state, instance, refresh=True)
         except ServerChangedError as exc:
             return dg.SkipReason(str(exc))
         if not needed:
             return dg.SkipReason("every variant has a job or a final outcome")
         return partition_range_request(
-            runtime,
+            session,
             state.partitions,
             needed,
             run_key=None,

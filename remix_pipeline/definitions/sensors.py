@@ -12,14 +12,11 @@ import dagster as dg
 
 from remix_pipeline import planning
 from remix_pipeline.client import VideosAPIError
+from remix_pipeline.definitions.keys import EXPERIMENT_TAG, STEP_TAG
 from remix_pipeline.definitions.metadata import attempt_metadata
-from remix_pipeline.definitions.runtime import (
-    EXPERIMENT_TAG,
-    STEP_TAG,
-    ExperimentRuntime,
-    run_is_gone,
-    sensor_status,
-)
+from remix_pipeline.definitions.runs import run_is_gone
+from remix_pipeline.definitions.session import ExperimentSession
+from remix_pipeline.definitions.specs import sensor_status
 from remix_pipeline.ledger import Attempt, AttemptState
 from remix_pipeline.planning import parent_settled
 from remix_pipeline.requests import RequestTable, TableUnreadableError, read_request_table
@@ -49,7 +46,7 @@ def _digest(parts: list[str]) -> str:
 
 
 def partition_range_request(
-    runtime: ExperimentRuntime,
+    session: ExperimentSession,
     ordered_keys: list[str],
     needed: list[str],
     *,
@@ -66,11 +63,11 @@ def partition_range_request(
     last = max(needed, key=position.__getitem__)
     return dg.RunRequest(
         run_key=run_key,
-        asset_selection=[runtime.keys.submissions],
+        asset_selection=[session.keys.submissions],
         tags={
             RANGE_START_TAG: first,
             RANGE_END_TAG: last,
-            EXPERIMENT_TAG: runtime.settings.name,
+            EXPERIMENT_TAG: session.settings.name,
             STEP_TAG: "submit",
             **(extra_tags or {}),
         },
@@ -78,26 +75,26 @@ def partition_range_request(
 
 
 def _submission_runs(
-    instance: dg.DagsterInstance, runtime: ExperimentRuntime, statuses: list[dg.DagsterRunStatus]
+    instance: dg.DagsterInstance, session: ExperimentSession, statuses: list[dg.DagsterRunStatus]
 ) -> int:
     return instance.get_runs_count(
         filters=dg.RunsFilter(
             statuses=statuses,
-            tags={EXPERIMENT_TAG: runtime.settings.name, STEP_TAG: "submit"},
+            tags={EXPERIMENT_TAG: session.settings.name, STEP_TAG: "submit"},
         )
     )
 
 
-def submission_run_in_progress(instance: dg.DagsterInstance, runtime: ExperimentRuntime) -> bool:
-    return bool(_submission_runs(instance, runtime, UNFINISHED))
+def submission_run_in_progress(instance: dg.DagsterInstance, session: ExperimentSession) -> bool:
+    return bool(_submission_runs(instance, session, UNFINISHED))
 
 
 def submission_run_key(
-    instance: dg.DagsterInstance, runtime: ExperimentRuntime, needed: list[str]
+    instance: dg.DagsterInstance, session: ExperimentSession, needed: list[str]
 ) -> str:
     """The same work is requested once; after each finished run it may be requested again,
     since a run that failed (server down) leaves its variants needing submission."""
-    finished = _submission_runs(instance, runtime, FINISHED)
+    finished = _submission_runs(instance, session, FINISHED)
     return f"submit-{_digest(needed)}-{finished}"
 
 
@@ -113,16 +110,16 @@ class TableState:
 
 
 def read_table_state(
-    runtime: ExperimentRuntime, instance: dg.DagsterInstance
+    session: ExperimentSession, instance: dg.DagsterInstance
 ) -> TableState | dg.SkipReason:
-    settings = runtime.settings
+    settings = session.settings
     try:
         table = read_request_table(settings.table_path, strict=settings.strict)
     except TableUnreadableError as exc:
         return dg.SkipReason(f"request table unreadable: {exc}")
-    latest = runtime.ledger().latest(r.key for r in table.requests)
+    latest = session.ledger().latest(r.key for r in table.requests)
     keys = list(dict.fromkeys(r.key for r in table.requests if parent_settled(r, latest)))
-    existing = instance.get_dynamic_partitions(runtime.keys.partitions.name)
+    existing = instance.get_dynamic_partitions(session.keys.partitions.name)
     known = set(existing)
     new_partitions = [k for k in keys if k not in known]
     return TableState(
@@ -135,7 +132,7 @@ def read_table_state(
 
 
 def variants_needing_submission(
-    runtime: ExperimentRuntime, state: TableState, instance: dg.DagsterInstance, *, refresh: bool
+    session: ExperimentSession, state: TableState, instance: dg.DagsterInstance, *, refresh: bool
 ) -> list[str]:
     """The table's variants a submission run has work for (`planning.needs_submission`).
 
@@ -143,7 +140,7 @@ def variants_needing_submission(
     fan-out leaves those attempts alone and lets the submission step refuse the batch.
     """
     try:
-        again = runtime.to_pay_again(runtime.ledger(), state.latest, time.time(), refresh=refresh)
+        again = session.to_pay_again(session.ledger(), state.latest, time.time(), refresh=refresh)
     except ServerChangedError:
         if refresh:
             raise
@@ -155,15 +152,15 @@ def variants_needing_submission(
         if planning.needs_submission(
             state.latest.get(key),
             pay_again=lambda attempt: attempt.key in again,
-            grace_seconds=runtime.listing_grace_seconds,
+            grace_seconds=session.listing_grace_seconds,
             owner_gone=lambda attempt: run_is_gone(instance, attempt.run_id),
             now=now,
         )
     ]
 
 
-def build_fanout_sensor(runtime: ExperimentRuntime) -> dg.SensorDefinition:
-    settings, keys = runtime.settings, runtime.keys
+def build_fanout_sensor(session: ExperimentSession) -> dg.SensorDefinition:
+    settings, keys = session.settings, session.keys
 
     @dg.sensor(
         name=f"{settings.name}_fanout_sensor",
@@ -173,11 +170,11 @@ def build_fanout_sensor(runtime: ExperimentRuntime) -> dg.SensorDefinition:
         description="Adds a partition per new variant in the table and requests one run for them.",
     )
     def fanout_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-        state = read_table_state(runtime, context.instance)
+        state = read_table_state(session, context.instance)
         if isinstance(state, dg.SkipReason):
             return state
         table, new_partitions = state.table, state.new_partitions
-        needed = variants_needing_submission(runtime, state, context.instance, refresh=False)
+        needed = variants_needing_submission(session, state, context.instance, refresh=False)
 
         run_requests: list[dg.RunRequest] = []
         if context.cursor != table.content_hash:
@@ -188,13 +185,13 @@ def build_fanout_sensor(runtime: ExperimentRuntime) -> dg.SensorDefinition:
                     tags={EXPERIMENT_TAG: settings.name},
                 )
             )
-        if needed and not submission_run_in_progress(context.instance, runtime):
+        if needed and not submission_run_in_progress(context.instance, session):
             run_requests.append(
                 partition_range_request(
-                    runtime,
+                    session,
                     state.partitions,
                     needed,
-                    run_key=submission_run_key(context.instance, runtime, needed),
+                    run_key=submission_run_key(context.instance, session, needed),
                 )
             )
         if not run_requests and not new_partitions:
@@ -211,7 +208,7 @@ def build_fanout_sensor(runtime: ExperimentRuntime) -> dg.SensorDefinition:
 
 
 def already_reported(
-    instance: dg.DagsterInstance, runtime: ExperimentRuntime, attempts: list[Attempt]
+    instance: dg.DagsterInstance, session: ExperimentSession, attempts: list[Attempt]
 ) -> set[tuple[str, int]]:
     """Attempts whose completion is already in the event log (a tick that died after the
     daemon stored its events but before the ledger heard of it)."""
@@ -219,7 +216,7 @@ def already_reported(
         return set()
     records = instance.fetch_materializations(
         dg.AssetRecordsFilter(
-            asset_key=runtime.keys.videos,
+            asset_key=session.keys.videos,
             asset_partitions=sorted({a.key for a in attempts}),
         ),
         limit=len(attempts) * 4 + 10,
@@ -236,7 +233,7 @@ def already_reported(
 
 
 def completion_events(
-    instance: dg.DagsterInstance, runtime: ExperimentRuntime
+    instance: dg.DagsterInstance, session: ExperimentSession
 ) -> list[dg.AssetMaterialization]:
     """Materializations for finished attempts not yet in the event log, exactly once.
 
@@ -244,24 +241,24 @@ def completion_events(
     so a tick whose events were never stored reports them again, and one whose events were
     stored never does.
     """
-    ledger = runtime.ledger()
-    partitions = set(instance.get_dynamic_partitions(runtime.keys.partitions.name))
+    ledger = session.ledger()
+    partitions = set(instance.get_dynamic_partitions(session.keys.partitions.name))
     pending = [a for a in ledger.finished_unreported() if a.key in partitions]
-    stored = already_reported(instance, runtime, pending)
+    stored = already_reported(instance, session, pending)
     ledger.mark_reported(sorted(stored))
     return [
         dg.AssetMaterialization(
-            asset_key=runtime.keys.videos,
+            asset_key=session.keys.videos,
             partition=attempt.key,
-            metadata=attempt_metadata(attempt),
+            metadata=attempt_metadata(attempt, session.prices),
         )
         for attempt in pending
         if (attempt.key, attempt.attempt) not in stored
     ]
 
 
-def build_completion_sensor(runtime: ExperimentRuntime) -> dg.SensorDefinition:
-    settings, keys = runtime.settings, runtime.keys
+def build_completion_sensor(session: ExperimentSession) -> dg.SensorDefinition:
+    settings, keys = session.settings, session.keys
 
     @dg.sensor(
         name=f"{settings.name}_completion_sensor",
@@ -274,12 +271,12 @@ def build_completion_sensor(runtime: ExperimentRuntime) -> dg.SensorDefinition:
     )
     def completion_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         deadline = time.time() + TICK_BUDGET_SECONDS
-        ledger = runtime.ledger()
+        ledger = session.ledger()
         report = PollReport()
         # Each job is asked about on the server it was sent to.
         for server in sorted(servers_in_flight(ledger)):
             try:
-                part = runtime.with_client(
+                part = session.run(
                     lambda client: poll_in_flight(ledger, client, deadline=deadline),
                     server=server,
                 )
@@ -298,7 +295,7 @@ def build_completion_sensor(runtime: ExperimentRuntime) -> dg.SensorDefinition:
                 )
         if report.out_of_time:
             context.log.info("Approaching the sensor timeout; the rest is polled next tick.")
-        events = completion_events(context.instance, runtime)
+        events = completion_events(context.instance, session)
         completed = sorted(
             f"{a.key}:{a.attempt}" for a in report.finished if a.state is AttemptState.COMPLETED
         )
@@ -318,10 +315,10 @@ def build_completion_sensor(runtime: ExperimentRuntime) -> dg.SensorDefinition:
     return completion_sensor
 
 
-def build_automation_sensor(runtime: ExperimentRuntime) -> dg.AutomationConditionSensorDefinition:
+def build_automation_sensor(session: ExperimentSession) -> dg.AutomationConditionSensorDefinition:
     """Keeps the lineage table fresh as videos and media arrive (running by default)."""
     return dg.AutomationConditionSensorDefinition(
-        name=f"{runtime.settings.name}_automation_sensor",
-        target=[runtime.keys.lineage],
-        default_status=sensor_status(runtime.settings),
+        name=f"{session.settings.name}_automation_sensor",
+        target=[session.keys.lineage],
+        default_status=sensor_status(session.settings),
     )
