@@ -17,13 +17,18 @@ def _latest_attempts(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def build_checks(session: ExperimentSession) -> list[dg.AssetChecksDefinition]:
-    settings, keys = session.settings, session.keys
+    return [
+        build_terminal_record_check(session),
+        build_remixed_from_check(session),
+        build_failure_rate_check(session),
+    ]
 
-    def load() -> pd.DataFrame:
-        return read_lineage(session.lineage_path)
+
+def build_terminal_record_check(session: ExperimentSession) -> dg.AssetChecksDefinition:
+    settings = session.settings
 
     @dg.asset_check(
-        asset=keys.lineage,
+        asset=session.keys.lineage,
         name="every_variant_has_terminal_record",
         description="Every variant in the request table has an attempt that ended.",
     )
@@ -32,7 +37,7 @@ def build_checks(session: ExperimentSession) -> list[dg.AssetChecksDefinition]:
             table = read_request_table(settings.table_path, strict=settings.strict)
         except TableUnreadableError as exc:
             return dg.AssetCheckResult(passed=False, metadata={"error": str(exc)})
-        latest = _latest_attempts(load())
+        latest = _latest_attempts(read_lineage(session.lineage_path))
         ended = set(latest.loc[latest["state"].isin(TERMINAL_STATES), "key"])
         missing = sorted({r.key for r in table.requests} - ended)
         return dg.AssetCheckResult(
@@ -44,13 +49,17 @@ def build_checks(session: ExperimentSession) -> list[dg.AssetChecksDefinition]:
             },
         )
 
+    return every_variant_has_terminal_record
+
+
+def build_remixed_from_check(session: ExperimentSession) -> dg.AssetChecksDefinition:
     @dg.asset_check(
-        asset=keys.lineage,
+        asset=session.keys.lineage,
         name="remixed_from_matches_source",
         description="Every video's remixed_from_video_id is the source the table asked for.",
     )
     def remixed_from_matches_source() -> dg.AssetCheckResult:
-        frame = load()
+        frame = read_lineage(session.lineage_path)
         with_video = frame[frame["video_id"].notna()]
         wrong = with_video[with_video["remixed_from_video_id"] != with_video["source_video_id"]]
         return dg.AssetCheckResult(
@@ -62,13 +71,19 @@ def build_checks(session: ExperimentSession) -> list[dg.AssetChecksDefinition]:
             },
         )
 
+    return remixed_from_matches_source
+
+
+def build_failure_rate_check(session: ExperimentSession) -> dg.AssetChecksDefinition:
+    settings = session.settings
+
     @dg.asset_check(
-        asset=keys.lineage,
+        asset=session.keys.lineage,
         name="failure_rate_below_threshold",
         description="The share of variants whose latest attempt failed stays under the threshold.",
     )
     def failure_rate_below_threshold() -> dg.AssetCheckResult:
-        latest = _latest_attempts(load())
+        latest = _latest_attempts(read_lineage(session.lineage_path))
         ended = latest[latest["state"].isin(TERMINAL_STATES)]
         failed = int((ended["state"] == "failed").sum())
         rate = failed / len(ended) if len(ended) else 0.0
@@ -83,8 +98,4 @@ def build_checks(session: ExperimentSession) -> list[dg.AssetChecksDefinition]:
             },
         )
 
-    return [
-        every_variant_has_terminal_record,
-        remixed_from_matches_source,
-        failure_rate_below_threshold,
-    ]
+    return failure_rate_below_threshold

@@ -8,6 +8,9 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+# Not re-exported by `dagster` in 1.13; dagster-fivetran and dagster-dbt import it from here.
+from dagster._core.definitions.metadata import NamespacedMetadataSet
+
 from remix_pipeline.ledger import Attempt
 from remix_pipeline.lineage import COLUMN_DESCRIPTIONS
 from remix_pipeline.pricing import estimate_cost_usd
@@ -64,6 +67,14 @@ def attempt_metadata(attempt: Attempt, prices: PriceTable) -> dict[str, Any]:
         )
         if cost is not None:
             metadata["estimated_cost_usd"] = cost
+    metadata.update(
+        RemixMetadataSet(
+            key=attempt.key,
+            attempt=attempt.attempt,
+            video_id=attempt.video_id,
+            estimated_cost_usd=metadata.get("estimated_cost_usd"),
+        )
+    )
     code = attempt.error_code or error.get("code")
     if code:
         metadata["error_code"] = str(code)
@@ -126,3 +137,28 @@ def table_metadata(table: RequestTable) -> dict[str, Any]:
         "invalid_rows": len(table.problems),
         "problems": dg.MetadataValue.md(problems),
     }
+
+
+class RemixMetadataSet(NamespacedMetadataSet):
+    """The typed part of a variant attempt's metadata, under `remix_pipeline/`: what the
+    completion sensor dedups by and what tools read back. The plain keys beside it are the
+    view for people in the UI."""
+
+    key: str | None = None
+    attempt: int | None = None
+    video_id: str | None = None
+    estimated_cost_usd: float | None = None
+
+    @classmethod
+    def namespace(cls) -> str:
+        return "remix_pipeline"
+
+    @classmethod
+    def attempt_of(cls, metadata: Mapping[str, Any]) -> int | None:
+        """The attempt a materialization reports; events stored before the typed set existed
+        carry it as the plain `attempt` key."""
+        attempt = cls.extract(metadata).attempt
+        if attempt is None and "attempt" in metadata:
+            value = metadata["attempt"]
+            attempt = int(getattr(value, "value", value))
+        return attempt

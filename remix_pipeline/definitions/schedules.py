@@ -4,12 +4,13 @@ if asked, for videos whose media expired before download)."""
 import dagster as dg
 
 from remix_pipeline.definitions.keys import RETRY_FAILED_TAG
-from remix_pipeline.definitions.sensors import (
+from remix_pipeline.definitions.session import ExperimentSession
+from remix_pipeline.definitions.specs import schedule_status
+from remix_pipeline.definitions.submission_runs import (
     partition_range_request,
     read_table_state,
     variants_needing_submission,
 )
-from remix_pipeline.definitions.session import ExperimentSession
 from remix_pipeline.servers import ServerChangedError
 
 
@@ -22,11 +23,7 @@ def build_refresh_schedule(session: ExperimentSession) -> dg.ScheduleDefinition 
         name=f"{settings.name}_refresh",
         cron_schedule=settings.refresh_cron,
         target=[keys.submissions],
-        default_status=(
-            dg.DefaultScheduleStatus.RUNNING
-            if settings.automation_running
-            else dg.DefaultScheduleStatus.STOPPED
-        ),
+        default_status=schedule_status(settings),
         description="Submits new and changed rows and retries variants that failed retryably "
         "(or, with reremix_expired_media, whose media expired before download).",
     )

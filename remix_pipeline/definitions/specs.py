@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import dagster as dg
 
 from remix_pipeline.experiment import ExperimentSettings
@@ -17,3 +19,9 @@ def schedule_status(settings: ExperimentSettings) -> dg.DefaultScheduleStatus:
     if settings.automation_running:
         return dg.DefaultScheduleStatus.RUNNING
     return dg.DefaultScheduleStatus.STOPPED
+
+
+def asset_attributes(settings: ExperimentSettings) -> dict[str, Any]:
+    """What every asset of the experiment carries: its group (the experiment's name) and
+    owners. Kinds, deps and descriptions are each asset's own."""
+    return {"group_name": settings.name, "owners": settings.owners}
