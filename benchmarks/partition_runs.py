@@ -17,7 +17,8 @@ from benchmarks.report import Report, Row, ratio
 from benchmarks.served import ServedService, ServiceSettings
 from benchmarks.variants import variants, write_request_table
 from remix_pipeline.definitions.headless import SILENT_CONSOLE, HeadlessRunner, ensure_dagster_home
-from remix_pipeline.definitions.runtime import EXPERIMENT_TAG, process_tags
+from remix_pipeline.definitions.keys import EXPERIMENT_TAG
+from remix_pipeline.definitions.runs import process_tags
 from remix_pipeline.experiment import ExperimentSettings
 from remix_pipeline.ledger import AttemptState
 from remix_pipeline.requests import read_request_table
@@ -40,7 +41,7 @@ def submit(url: str, count: int, project: Path, per_partition: bool) -> dict[str
     with dg.DagsterInstance.get() as instance, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         runner = HeadlessRunner(settings, instance)
-        keys = runner.runtime.keys
+        keys = runner.session.keys
         runner.execute([keys.request_table])
         partition_keys = [r.key for r in read_request_table(table).requests]
         instance.add_dynamic_partitions(keys.partitions.name, partition_keys)
@@ -59,7 +60,7 @@ def submit(url: str, count: int, project: Path, per_partition: bool) -> dict[str
             runner.evaluate_sensor(f"{NAME}_fanout_sensor")
         seconds = time.perf_counter() - started
         runs = instance.get_runs_count() - runs_before
-        latest = runner.runtime.ledger().latest(partition_keys)
+        latest = runner.session.ledger().latest(partition_keys)
     submitted = sum(a.state is AttemptState.SUBMITTED for a in latest.values())
     return {"seconds": seconds, "runs": float(runs), "submitted": float(submitted)}
 

@@ -29,7 +29,7 @@ from remix_pipeline.client import ClientSettings, VideosClient
 from remix_pipeline.contract import Video, dump_video
 from remix_pipeline.definitions.build import build_experiment_definitions
 from remix_pipeline.definitions.headless import ensure_dagster_home
-from remix_pipeline.definitions.runtime import ExperimentRuntime
+from remix_pipeline.definitions.session import ExperimentSession
 from remix_pipeline.experiment import ExperimentSettings
 from remix_pipeline.ledger import AttemptState
 from remix_pipeline.requests import VariantRequest, variant_key
@@ -84,7 +84,7 @@ def prepare(url: str, count: int, workdir: Path) -> int:
     videos = asyncio.run(create_all())
     requests = _requests(rows)
     settings = _settings(workdir)
-    ledger = ExperimentRuntime(settings).ledger()
+    ledger = ExperimentSession(settings).ledger()
     ledger.record_intents(requests, table_hash="b" * 64, run_id=None, now=now)
     ledger.close()
     with sqlite3.connect(workdir / "ledger.db") as db:
@@ -112,13 +112,13 @@ def measure(url: str, workdir: Path, repeats: int) -> dict[str, float]:
     os.environ["DAGSTER_HOME"] = str(workdir / "dagster_home")
     ensure_dagster_home()
     settings = _settings(workdir)
-    runtime = ExperimentRuntime(settings)
+    session = ExperimentSession(settings)
     with sqlite3.connect(workdir / "ledger.db") as db:
         keys = [k for (k,) in db.execute("SELECT key FROM attempts")]
     seconds: list[float] = []
     with dg.DagsterInstance.get() as instance, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        instance.add_dynamic_partitions(runtime.keys.partitions.name, keys)
+        instance.add_dynamic_partitions(session.keys.partitions.name, keys)
         defs = build_experiment_definitions(settings)
         sensor = defs.get_sensor_def(f"{NAME}_completion_sensor")
         for _ in range(repeats):
@@ -126,7 +126,7 @@ def measure(url: str, workdir: Path, repeats: int) -> dict[str, float]:
             started = time.perf_counter()
             sensor.evaluate_tick(context)
             seconds.append(time.perf_counter() - started)
-        in_flight = len(runtime.ledger().in_flight())
+        in_flight = len(session.ledger().in_flight())
     return {"seconds": statistics.median(seconds), "in_flight": float(in_flight)}
 
 

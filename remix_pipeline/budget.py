@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from remix_pipeline.client import VideosAPIError, VideosClient
 from remix_pipeline.client.gateways import is_gateway_encoded
 from remix_pipeline.contract.models import DEFAULT_MODEL
-from remix_pipeline.ledger import Attempt, Ledger
 from remix_pipeline.pricing import DEFAULT_PRICES_PER_SECOND, estimate_cost_usd
 from remix_pipeline.requests import CREATE, EXTEND, VariantRequest
 
@@ -69,18 +68,6 @@ class BudgetExceededError(Exception):
             f"({estimate.variants} new variants) exceeds the budget max_cost_usd="
             f"${max_cost_usd:.2f}; no remix request was sent. Raise max_cost_usd or remove rows."
         )
-
-
-def unpaid_requests(
-    requests: Iterable[VariantRequest],
-    ledger: Ledger,
-    pay_again: Callable[[Attempt], bool] = lambda attempt: False,
-) -> list[VariantRequest]:
-    """The variants a submission would pay for now: those with no attempt in the ledger, and
-    those whose latest attempt `pay_again` selects (a refresh's retryable failures)."""
-    requests = list(requests)
-    known = ledger.latest(r.key for r in requests)
-    return [r for r in requests if r.key not in known or pay_again(known[r.key])]
 
 
 async def _price_source(

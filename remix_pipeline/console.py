@@ -178,19 +178,20 @@ def run_command(args: argparse.Namespace) -> int:
 def _preflight_estimate(settings: ExperimentSettings) -> str:
     """The batch's estimate, printed before the fan-out; the submissions step enforces the
     budget itself, so `dagster dev` refuses the same batch."""
-    from remix_pipeline.budget import estimate_batch, unpaid_requests
-    from remix_pipeline.definitions.runtime import ExperimentRuntime
+    from remix_pipeline.budget import estimate_batch
+    from remix_pipeline.definitions.session import ExperimentSession
+    from remix_pipeline.planning import unpaid_requests
     from remix_pipeline.requests import read_request_table
 
-    runtime = ExperimentRuntime(settings)
+    session = ExperimentSession(settings)
     table = read_request_table(settings.table_path, strict=settings.strict)
-    ledger = runtime.ledger()
+    ledger = session.ledger()
     latest = ledger.latest(r.key for r in table.requests)
     # Refuses, before anything is paid, a table whose attempts live on another server.
-    again = runtime.to_pay_again(ledger, latest, time.time(), refresh=False)
+    again = session.to_pay_again(ledger, latest, time.time(), refresh=False)
     to_pay = unpaid_requests(table.requests, ledger, lambda attempt: attempt.key in again)
-    prices = settings.price_table()
-    estimate = runtime.with_client(lambda client: estimate_batch(to_pay, client, prices))
+    prices = session.prices
+    estimate = session.run(lambda client: estimate_batch(to_pay, client, prices))
     budget = "" if settings.max_cost_usd is None else f" (budget ${settings.max_cost_usd:.2f})"
     return f"{estimate.describe()}{budget}"
 
@@ -326,13 +327,13 @@ def add_lineage_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def lineage_command(args: argparse.Namespace) -> int:
-    from remix_pipeline.definitions.runtime import ExperimentRuntime
+    from remix_pipeline.definitions.session import ExperimentSession
     from remix_pipeline.lineage import read_lineage, trace
 
     err = Console(stderr=True, soft_wrap=True, markup=False, highlight=False, emoji=False)
     path = (
         args.path
-        or ExperimentRuntime(ExperimentSettings(name=args.name, table=args.table)).lineage_path
+        or ExperimentSession(ExperimentSettings(name=args.name, table=args.table)).lineage_path
     )
     if not Path(path).exists() and "://" not in path:
         err.print(f"error: no lineage table at {path}; run `remix-pipeline run` first")

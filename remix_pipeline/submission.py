@@ -43,6 +43,13 @@ from remix_pipeline.ledger import (
     LedgerError,
     VideoAlreadyClaimedError,
 )
+from remix_pipeline.planning import (
+    OwnerGone,
+    PayAgain,
+    awaits_listing,
+    listing_grace_seconds,
+    needs_payment,
+)
 from remix_pipeline.requests import CREATE, EDIT, EXTEND, REMIX, VariantRequest
 
 # Server clocks and ours disagree a little; a job created this long before the recorded send
@@ -63,17 +70,6 @@ SENDS_AT_ONCE = 16
 RECORD_BATCH_SIZE = 100
 
 
-def listing_grace_seconds(*, exhaustive: bool, timeout_seconds: float) -> float:
-    """How long after its POST a job may still turn up in the server's listing: the server
-    may handle a POST for as long again as its client waited for the answer."""
-    return 0.0 if exhaustive else 2 * timeout_seconds
-
-
-def awaits_listing(attempt: Attempt, *, grace_seconds: float, now: float) -> bool:
-    """Whether an unmatched attempt is too recent for its absence to mean anything yet."""
-    return attempt.sent_at is not None and now - attempt.sent_at < grace_seconds
-
-
 class Action(StrEnum):
     SUBMITTED = "submitted"  # a job was created and recorded
     ADOPTED = "adopted"  # an orphaned job from an earlier, interrupted attempt was found
@@ -92,9 +88,6 @@ class Outcome:
     detail: str = ""
 
 
-OwnerGone = Callable[[Attempt], bool]
-
-
 async def submit_variants(
     requests: Sequence[VariantRequest],
     *,
@@ -104,7 +97,7 @@ async def submit_variants(
     run_id: str | None,
     policy: UnknownOutcomePolicy = UnknownOutcomePolicy.FAIL,
     owner_gone: OwnerGone = lambda attempt: True,
-    pay_again: Callable[[Attempt], bool] = lambda attempt: False,
+    pay_again: PayAgain = lambda attempt: False,
     on_outcome: Callable[[Outcome], None] = lambda outcome: None,
 ) -> list[Outcome]:
     """Submit every variant that has no job yet; resolve interrupted attempts first.
@@ -222,7 +215,7 @@ class _Submitter:
         run_id: str | None,
         policy: UnknownOutcomePolicy,
         owner_gone: OwnerGone,
-        pay_again: Callable[[Attempt], bool],
+        pay_again: PayAgain,
     ) -> None:
         self.ledger = ledger
         self.client = client
@@ -252,7 +245,7 @@ class _Submitter:
         mine = prior.run_id == self.run_id
         if mine and prior.state is AttemptState.INTENT and prior.sent_at is None:
             return ("send", prior)
-        if prior.is_terminal and self.pay_again(prior):
+        if prior.is_terminal and needs_payment(prior, self.pay_again):
             retry = self.ledger.start_retry(
                 request.key, run_id=self.run_id, now=now, server=self.client.server_label
             )

@@ -14,12 +14,12 @@ from remix_pipeline.budget import (
     BudgetExceededError,
     enforce_budget,
     estimate_batch,
-    unpaid_requests,
 )
 from remix_pipeline.client import ClientSettings, VideosClient
 from remix_pipeline.definitions.headless import HeadlessRunner
-from remix_pipeline.definitions.runtime import ExperimentRuntime
+from remix_pipeline.definitions.session import ExperimentSession
 from remix_pipeline.experiment import ExperimentSettings
+from remix_pipeline.planning import unpaid_requests
 from remix_pipeline.requests import read_request_table
 
 from .definitions.conftest import (
@@ -119,7 +119,7 @@ def test_submissions_step_over_budget_fails_and_sends_no_remix_request(project, 
     assert "$1.60" in str(caught.value)
     assert "max_cost_usd=$1.00" in str(caught.value)
     assert remix_jobs(project) == []
-    assert ExperimentRuntime(limited).ledger().latest() == {}
+    assert ExperimentSession(limited).ledger().latest() == {}
 
 
 def test_submissions_records_the_estimate_before_fan_out(project, settings, instance):
@@ -147,7 +147,7 @@ def test_submissions_within_budget_submits_the_batch(project, settings, instance
 def test_unpaid_requests_leave_out_variants_the_ledger_already_holds(project, settings, instance):
     HeadlessRunner(settings, instance, poll_seconds=0.1).run(timeout_seconds=120)
     write_table(settings.table_path, [*SAMPLE_ROWS, "video_src_city,x,Something new,t,1"])
-    ledger = ExperimentRuntime(settings).ledger()
+    ledger = ExperimentSession(settings).ledger()
 
     pending = unpaid_requests(requests_of(settings), ledger)
 

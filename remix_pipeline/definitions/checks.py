@@ -4,7 +4,7 @@ import dagster as dg
 import pandas as pd
 
 from remix_pipeline.client.gateways import upstream_id
-from remix_pipeline.definitions.runtime import ExperimentRuntime
+from remix_pipeline.definitions.session import ExperimentSession
 from remix_pipeline.lineage import read_lineage
 from remix_pipeline.requests import TableUnreadableError, read_request_table
 
@@ -21,14 +21,19 @@ def _as_upstream(video_id: object) -> str | None:
     return upstream_id(video_id) if isinstance(video_id, str) and video_id else None
 
 
-def build_checks(runtime: ExperimentRuntime) -> list[dg.AssetChecksDefinition]:
-    settings, keys = runtime.settings, runtime.keys
+def build_checks(session: ExperimentSession) -> list[dg.AssetChecksDefinition]:
+    return [
+        build_terminal_record_check(session),
+        build_remixed_from_check(session),
+        build_failure_rate_check(session),
+    ]
 
-    def load() -> pd.DataFrame:
-        return read_lineage(runtime.lineage_path)
+
+def build_terminal_record_check(session: ExperimentSession) -> dg.AssetChecksDefinition:
+    settings = session.settings
 
     @dg.asset_check(
-        asset=keys.lineage,
+        asset=session.keys.lineage,
         name="every_variant_has_terminal_record",
         description="Every variant in the request table has an attempt that ended.",
     )
@@ -37,7 +42,7 @@ def build_checks(runtime: ExperimentRuntime) -> list[dg.AssetChecksDefinition]:
             table = read_request_table(settings.table_path, strict=settings.strict)
         except TableUnreadableError as exc:
             return dg.AssetCheckResult(passed=False, metadata={"error": str(exc)})
-        latest = _latest_attempts(load())
+        latest = _latest_attempts(read_lineage(session.lineage_path))
         ended = set(latest.loc[latest["state"].isin(TERMINAL_STATES), "key"])
         missing = sorted({r.key for r in table.requests} - ended)
         return dg.AssetCheckResult(
@@ -49,14 +54,18 @@ def build_checks(runtime: ExperimentRuntime) -> list[dg.AssetChecksDefinition]:
             },
         )
 
+    return every_variant_has_terminal_record
+
+
+def build_remixed_from_check(session: ExperimentSession) -> dg.AssetChecksDefinition:
     @dg.asset_check(
-        asset=keys.lineage,
+        asset=session.keys.lineage,
         name="remixed_from_matches_source",
         description="Every video's remixed_from_video_id is the source the table asked for "
         "(none for a create or an edit of an uploaded file).",
     )
     def remixed_from_matches_source() -> dg.AssetCheckResult:
-        frame = load()
+        frame = read_lineage(session.lineage_path)
         with_video = frame[frame["video_id"].notna()]
         # A create, or an edit of an uploaded file, derives from no stored video: its answer
         # names none. Through a gateway the source may be named in its encoding and the
@@ -77,13 +86,19 @@ def build_checks(runtime: ExperimentRuntime) -> list[dg.AssetChecksDefinition]:
             },
         )
 
+    return remixed_from_matches_source
+
+
+def build_failure_rate_check(session: ExperimentSession) -> dg.AssetChecksDefinition:
+    settings = session.settings
+
     @dg.asset_check(
-        asset=keys.lineage,
+        asset=session.keys.lineage,
         name="failure_rate_below_threshold",
         description="The share of variants whose latest attempt failed stays under the threshold.",
     )
     def failure_rate_below_threshold() -> dg.AssetCheckResult:
-        latest = _latest_attempts(load())
+        latest = _latest_attempts(read_lineage(session.lineage_path))
         ended = latest[latest["state"].isin(TERMINAL_STATES)]
         failed = int((ended["state"] == "failed").sum())
         rate = failed / len(ended) if len(ended) else 0.0
@@ -98,8 +113,4 @@ def build_checks(runtime: ExperimentRuntime) -> list[dg.AssetChecksDefinition]:
             },
         )
 
-    return [
-        every_variant_has_terminal_record,
-        remixed_from_matches_source,
-        failure_rate_below_threshold,
-    ]
+    return failure_rate_below_threshold

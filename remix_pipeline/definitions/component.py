@@ -7,9 +7,11 @@ from typing import Annotated
 import dagster as dg
 
 from remix_pipeline.definitions.build import build_experiment_definitions
+from remix_pipeline.definitions.scaffolder import RemixExperimentScaffolder
 from remix_pipeline.experiment import NAME_PATTERN, ExperimentSettings
 
 
+@dg.scaffold_with(RemixExperimentScaffolder)
 class RemixExperiment(dg.Component, ExperimentSettings, dg.Resolvable):
     """Fan out a table of prompt variants as Videos API remix jobs and audit their lineage.
 

@@ -13,20 +13,19 @@ import re
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import dagster as dg
-from dagster._utils.error import SerializableErrorInfo
 
 from remix_pipeline.definitions.build import build_experiment_definitions
-from remix_pipeline.definitions.runtime import (
-    EXPERIMENT_TAG,
-    ExperimentRuntime,
-    fail_abandoned_runs,
-    process_tags,
-)
+from remix_pipeline.definitions.keys import EXPERIMENT_TAG
+from remix_pipeline.definitions.runs import fail_abandoned_runs, process_tags
+from remix_pipeline.definitions.sensors.fanout import FanoutCursor
+from remix_pipeline.definitions.session import ExperimentSession
 from remix_pipeline.experiment import ExperimentSettings
 from remix_pipeline.ledger import Attempt, AttemptState
 from remix_pipeline.requests import read_request_table
@@ -54,7 +53,30 @@ run_monitoring:
 """
 
 
-def root_cause(error: SerializableErrorInfo | None) -> str:
+class ErrorInfo(Protocol):
+    """What a step failure's error tells (Dagster's serializable error info)."""
+
+    message: str
+    cls_name: str | None
+
+    @property
+    def cause(self) -> ErrorInfo | None: ...
+
+
+# Dagster's notices about its own API (beta and preview parameters, superseded commands);
+# `run` relies on them knowingly and its users cannot act on them. Anything else is shown.
+DAGSTER_NOTICES = (dg.BetaWarning, dg.PreviewWarning, dg.SupersessionWarning)
+
+
+@contextmanager
+def dagster_notices_ignored() -> Iterator[None]:
+    with warnings.catch_warnings():
+        for category in DAGSTER_NOTICES:
+            warnings.filterwarnings("ignore", category=category)
+        yield
+
+
+def root_cause(error: ErrorInfo | None) -> str:
     """The innermost error of a step failure, as `Type: message` without its module path."""
     if error is None:
         return "unknown error"
@@ -122,10 +144,9 @@ class HeadlessRunner:
     ) -> None:
         self.settings = settings
         self.instance = instance
-        self.runtime = ExperimentRuntime(settings)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            self.defs = build_experiment_definitions(settings)
+        self.session = ExperimentSession(settings)
+        with dagster_notices_ignored():
+            self.defs = build_experiment_definitions(settings, self.session)
             self.job = self.defs.resolve_implicit_global_asset_job_def()
         self.on_progress = on_progress
         self.on_warning = on_warning
@@ -137,8 +158,7 @@ class HeadlessRunner:
     def execute(
         self, asset_selection: list[dg.AssetKey], tags: dict[str, str] | None = None
     ) -> dg.ExecuteInProcessResult:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with dagster_notices_ignored():
             result = self.job.execute_in_process(
                 instance=self.instance,
                 asset_selection=asset_selection,
@@ -163,9 +183,8 @@ class HeadlessRunner:
         return result
 
     def evaluate_sensor(self, name: str) -> None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            sensor = self.defs.get_sensor_def(name)
+        with dagster_notices_ignored():
+            sensor = self.defs.get_repository_def().get_sensor_def(name)
             # The caller's instance, not a ref: an instance the context opened from a ref would
             # stay the current defs-state storage after the context is dropped, and the next
             # Definitions load would find it garbage-collected.
@@ -185,7 +204,7 @@ class HeadlessRunner:
             self.instance.report_runless_asset_event(event)
         for run_request in data.run_requests or []:
             selection = list(run_request.asset_selection or [])
-            if selection == [self.runtime.keys.media]:
+            if selection == [self.session.keys.media]:
                 # Downloads wait at most MEDIA_INTERVAL_SECONDS (download URLs live about an
                 # hour), so a wave of completions shares one run; the final run catches up.
                 if time.monotonic() - self.last_media_run < MEDIA_INTERVAL_SECONDS:
@@ -195,7 +214,7 @@ class HeadlessRunner:
 
     def progress(self, table_keys: set[str]) -> Progress:
         """Counts from two narrow ledger reads: asked every poll, so no lineage frame here."""
-        latest = self.runtime.ledger().latest_states(table_keys)
+        latest = self.session.ledger().latest_states(table_keys)
         states = Counter(state for state, _ in latest)
         return Progress(
             variants=len(table_keys),
@@ -211,13 +230,13 @@ class HeadlessRunner:
 
     def _hopeless(self) -> list[Attempt]:
         now = time.time()
-        return [a for a in self.runtime.ledger().in_flight() if answers_hopelessly(a, now)]
+        return [a for a in self.session.ledger().in_flight() if answers_hopelessly(a, now)]
 
     def _movement(self, progress: Progress) -> tuple[object, ...]:
         """What counts as progress: counts, and every in-flight job's status and percent."""
         jobs = sorted(
             (a.key, (a.video or {}).get("status"), (a.video or {}).get("progress"))
-            for a in self.runtime.ledger().in_flight()
+            for a in self.session.ledger().in_flight()
         )
         return (
             progress.submitted,
@@ -231,20 +250,28 @@ class HeadlessRunner:
     def run(
         self, *, timeout_seconds: float = 3600.0, stall_seconds: float = DEFAULT_STALL_SECONDS
     ) -> RunSummary:
+        try:
+            return self._run(timeout_seconds, stall_seconds)
+        finally:
+            self.session.close()  # the run's end: its ledger connections go back
+
+    def _run(self, timeout_seconds: float, stall_seconds: float) -> RunSummary:
         name = self.settings.name
-        keys = self.runtime.keys
+        keys = self.session.keys
         fail_abandoned_runs(self.instance)
         table = read_request_table(self.settings.table_path, strict=self.settings.strict)
         table_keys = {r.key for r in table.requests}
         summary = RunSummary(
             progress=Progress(variants=len(table_keys)),
-            lineage_path=self.runtime.lineage_path,
+            lineage_path=self.session.lineage_path,
             dagster_runs=self.runs,
             invalid_rows=[str(p) for p in table.problems],
         )
         self.execute([keys.request_table])
         # The table run above already recorded this version of the table.
-        self.cursors[f"{name}_fanout_sensor"] = table.content_hash
+        self.cursors[f"{name}_fanout_sensor"] = FanoutCursor(
+            table_hash=table.content_hash
+        ).serialize()
         self.evaluate_sensor(f"{name}_fanout_sensor")
 
         deadline = time.monotonic() + timeout_seconds
@@ -255,13 +282,7 @@ class HeadlessRunner:
             progress = self.progress(table_keys)
             self.on_progress(progress)
             summary.progress = progress
-            hopeless = self._hopeless()
-            if hopeless:
-                summary.stopped_because = (
-                    f"the server keeps answering status requests against the contract "
-                    f"({hopeless[0].violation}); the jobs stay in the ledger"
-                )
-                summary.stuck = [describe(a) for a in hopeless]
+            if self._stopped_as_hopeless(summary):
                 return summary
             every = min(STALL_CHECK_SECONDS, stall_seconds / 3)
             if time.monotonic() - checked_at >= every or not movement:
@@ -287,7 +308,21 @@ class HeadlessRunner:
             if time.monotonic() > deadline:
                 return summary
             time.sleep(self.poll_seconds)
+        return self._finish(summary, table_keys)
 
+    def _stopped_as_hopeless(self, summary: RunSummary) -> bool:
+        hopeless = self._hopeless()
+        if hopeless:
+            summary.stopped_because = (
+                f"the server keeps answering status requests against the contract "
+                f"({hopeless[0].violation}); the jobs stay in the ledger"
+            )
+            summary.stuck = [describe(a) for a in hopeless]
+        return bool(hopeless)
+
+    def _finish(self, summary: RunSummary, table_keys: set[str]) -> RunSummary:
+        """Fetch what media are missing, write the lineage, and name unresolved variants."""
+        keys = self.session.keys
         result = self.execute([keys.media, keys.lineage])
         summary.checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
         summary.progress = self.progress(table_keys)
@@ -295,18 +330,18 @@ class HeadlessRunner:
         summary.finished = True
         summary.unresolved = [
             describe(a)
-            for a in self.runtime.ledger().latest(table_keys).values()
+            for a in self.session.ledger().latest(table_keys).values()
             if a.error_code == UNRESOLVED_CODE
         ]
         return summary
 
     def _unended(self, table_keys: set[str]) -> list[str]:
-        latest = self.runtime.ledger().latest(table_keys)
+        latest = self.session.ledger().latest(table_keys)
         waiting = sorted(table_keys - latest.keys())
         return [describe(a) for a in latest.values() if not a.is_terminal] + [
             f"{key} (not submitted yet)" for key in waiting
         ]
 
     def _unreported(self) -> bool:
-        partitions = set(self.instance.get_dynamic_partitions(self.runtime.keys.partitions.name))
-        return any(a.key in partitions for a in self.runtime.ledger().finished_unreported())
+        partitions = set(self.instance.get_dynamic_partitions(self.session.keys.partitions.name))
+        return any(a.key in partitions for a in self.session.ledger().finished_unreported())

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
 import pandas as pd
+
+# Not re-exported by `dagster` in 1.13; dagster-fivetran and dagster-dbt import it from here.
+from dagster._core.definitions.metadata import NamespacedMetadataSet
 
 from remix_pipeline.ledger import Attempt
 from remix_pipeline.lineage import COLUMN_DESCRIPTIONS
@@ -14,6 +18,7 @@ from remix_pipeline.pricing import estimate_cost_usd
 from remix_pipeline.requests import RequestTable
 
 PREVIEW_ROWS = 20
+PriceTable = Mapping[str, Mapping[str, float]]
 
 # Lineage columns and the request-table columns they come from.
 REQUEST_TABLE_COLUMNS: dict[str, str] = {
@@ -35,8 +40,9 @@ LINEAGE_FROM_TABLE: dict[str, tuple[str, ...]] = {
 }
 
 
-def attempt_metadata(attempt: Attempt) -> dict[str, Any]:
-    """A variant attempt's request and, when known, its Video record."""
+def attempt_metadata(attempt: Attempt, prices: PriceTable) -> dict[str, Any]:
+    """A variant attempt's request and, when known, its Video record, priced with the
+    experiment's price table (the one its estimate and its lineage use)."""
     video = attempt.video or {}
     error = video.get("error") or {}
     metadata: dict[str, Any] = {
@@ -57,9 +63,19 @@ def attempt_metadata(attempt: Attempt) -> dict[str, Any]:
     if video:
         metadata["video"] = dg.MetadataValue.json(video)
         metadata["status"] = str(video.get("status"))
-        cost = estimate_cost_usd(video.get("model"), video.get("size"), video.get("seconds"))
+        cost = estimate_cost_usd(
+            video.get("model"), video.get("size"), video.get("seconds"), prices
+        )
         if cost is not None:
             metadata["estimated_cost_usd"] = cost
+    metadata.update(
+        RemixMetadataSet(
+            key=attempt.key,
+            attempt=attempt.attempt,
+            video_id=attempt.video_id,
+            estimated_cost_usd=metadata.get("estimated_cost_usd"),
+        )
+    )
     code = attempt.error_code or error.get("code")
     if code:
         metadata["error_code"] = str(code)
@@ -123,3 +139,28 @@ def table_metadata(table: RequestTable) -> dict[str, Any]:
         "invalid_rows": len(table.problems),
         "problems": dg.MetadataValue.md(problems),
     }
+
+
+class RemixMetadataSet(NamespacedMetadataSet):
+    """The typed part of a variant attempt's metadata, under `remix_pipeline/`: what the
+    completion sensor dedups by and what tools read back. The plain keys beside it are the
+    view for people in the UI."""
+
+    key: str | None = None
+    attempt: int | None = None
+    video_id: str | None = None
+    estimated_cost_usd: float | None = None
+
+    @classmethod
+    def namespace(cls) -> str:
+        return "remix_pipeline"
+
+    @classmethod
+    def attempt_of(cls, metadata: Mapping[str, Any]) -> int | None:
+        """The attempt a materialization reports; events stored before the typed set existed
+        carry it as the plain `attempt` key."""
+        attempt = cls.extract(metadata).attempt
+        if attempt is None and "attempt" in metadata:
+            value = metadata["attempt"]
+            attempt = int(getattr(value, "value", value))
+        return attempt

@@ -1,21 +1,21 @@
 """The refresh schedule: new and changed rows, and another try for retryable failures (and,
 if asked, for videos whose media expired before download)."""
 
-import time
-
 import dagster as dg
 
-from remix_pipeline.definitions.runtime import RETRY_FAILED_TAG, ExperimentRuntime
-from remix_pipeline.definitions.sensors import (
-    needs_submission,
+from remix_pipeline.definitions.keys import RETRY_FAILED_TAG
+from remix_pipeline.definitions.session import ExperimentSession
+from remix_pipeline.definitions.specs import schedule_status
+from remix_pipeline.definitions.submission_runs import (
     partition_range_request,
     read_table_state,
+    variants_needing_submission,
 )
 from remix_pipeline.servers import ServerChangedError
 
 
-def build_refresh_schedule(runtime: ExperimentRuntime) -> dg.ScheduleDefinition | None:
-    settings, keys = runtime.settings, runtime.keys
+def build_refresh_schedule(session: ExperimentSession) -> dg.ScheduleDefinition | None:
+    settings, keys = session.settings, session.keys
     if not settings.refresh_cron:
         return None
 
@@ -23,35 +23,25 @@ def build_refresh_schedule(runtime: ExperimentRuntime) -> dg.ScheduleDefinition 
         name=f"{settings.name}_refresh",
         cron_schedule=settings.refresh_cron,
         target=[keys.submissions],
-        default_status=(
-            dg.DefaultScheduleStatus.RUNNING
-            if settings.automation_running
-            else dg.DefaultScheduleStatus.STOPPED
-        ),
+        default_status=schedule_status(settings),
         description="Submits new and changed rows and retries variants that failed retryably "
         "(or, with reremix_expired_media, whose media expired before download).",
     )
     def refresh(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
         instance = context.instance
-        state = read_table_state(runtime, instance)
+        state = read_table_state(session, instance)
         if isinstance(state, dg.SkipReason):
             return state
         if state.new_partitions:
             instance.add_dynamic_partitions(keys.partitions.name, state.new_partitions)
-        latest = state.latest
         try:
-            again = runtime.to_pay_again(runtime.ledger(), latest, time.time())
+            needed = variants_needing_submission(session, state, instance, refresh=True)
         except ServerChangedError as exc:
             return dg.SkipReason(str(exc))
-        needed = [
-            k
-            for k in state.keys
-            if k in again or needs_submission(runtime, latest.get(k), instance)
-        ]
         if not needed:
             return dg.SkipReason("every variant has a job or a final outcome")
         return partition_range_request(
-            runtime,
+            session,
             state.partitions,
             needed,
             run_key=None,

@@ -18,6 +18,7 @@ import pytest
 from dagster.components.testing import create_defs_folder_sandbox
 
 from remix_pipeline.definitions.component import RemixExperiment
+from remix_pipeline.definitions.scaffolder import experiment_name
 
 DG = Path(sys.executable).parent / "dg"
 PART_NAMES = ("request_table", "submissions", "videos", "media", "lineage")
@@ -219,3 +220,47 @@ def test_in_process_attributes_are_validated_like_yaml() -> None:
         RemixExperiment.from_attributes_dict(attributes={"name": "Noir Test!", "table": "t.csv"})
     with pytest.raises(ValueError, match="poll_interval_secs"):
         RemixExperiment.from_attributes_dict(attributes={"table": "t.csv", "poll_interval_secs": 5})
+
+
+@pytest.fixture(scope="module")
+def scaffolded(
+    tmp_path_factory: pytest.TempPathFactory, dg_home: Path
+) -> tuple[Path, subprocess.CompletedProcess[str], subprocess.CompletedProcess[str]]:
+    """`dg scaffold defs` of the registered component, then `dg check defs`, as a user would."""
+    root = write_project(tmp_path_factory.mktemp("scaffolded"), {})
+    scaffold = run_dg(
+        "scaffold", "defs", "remix_pipeline.RemixExperiment", "Noir-Test", cwd=root, home=dg_home
+    )
+    check = run_dg("check", "defs", cwd=root, home=dg_home)
+    return root / "remix_trial" / "defs" / "Noir-Test", scaffold, check
+
+
+def test_dg_scaffold_defs_writes_an_experiment_that_dg_check_defs_accepts(scaffolded) -> None:
+    _, scaffold, check = scaffolded
+    assert scaffold.returncode == 0, scaffold.stdout + scaffold.stderr
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "All definitions loaded successfully" in check.stdout + check.stderr
+
+
+def test_the_scaffolded_defs_yaml_names_the_registered_type_and_a_table_beside_it(
+    scaffolded,
+) -> None:
+    folder, _, _ = scaffolded
+    text = (folder / "defs.yaml").read_text()
+    assert "type: remix_pipeline.RemixExperiment\n" in text
+    assert "name: noir_test\n" in text
+    assert 'table: "{{ context.project_root }}/remix_trial/defs/Noir-Test/requests.csv"' in text
+    assert (folder / "requests.csv").read_text() == "source_video_id,prompt,variant\n"
+
+
+@pytest.mark.parametrize(
+    ("folder", "name"),
+    [
+        ("noir_test", "noir_test"),
+        ("Noir-Test 2", "noir_test_2"),
+        ("2024 runs", "runs"),
+        ("--", "experiment"),
+    ],
+)
+def test_a_folder_name_becomes_a_valid_experiment_name(folder: str, name: str) -> None:
+    assert experiment_name(folder) == name

@@ -8,7 +8,7 @@ import warnings
 import dagster as dg
 
 from remix_pipeline.definitions.headless import HeadlessRunner
-from remix_pipeline.definitions.runtime import RETRY_FAILED_TAG
+from remix_pipeline.definitions.keys import RETRY_FAILED_TAG
 from remix_pipeline.experiment import ExperimentSettings
 from remix_pipeline.lineage import read_lineage
 
@@ -73,7 +73,7 @@ def test_refresh_re_remixes_videos_whose_media_expired_before_download_only_when
     runner = HeadlessRunner(scheduled, instance, poll_seconds=0.1)
     runner.last_media_run = time.monotonic()  # no download before the media expire
     runner.evaluate_sensor("t_fanout_sensor")
-    ledger = runner.runtime.ledger()
+    ledger = runner.session.ledger()
     while not all(a.is_terminal for a in ledger.latest().values()):
         runner.evaluate_sensor("t_completion_sensor")
         time.sleep(0.1)

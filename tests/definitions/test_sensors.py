@@ -8,7 +8,7 @@ import warnings
 import dagster as dg
 import pytest
 
-from remix_pipeline.definitions import ExperimentRuntime, build_experiment_definitions
+from remix_pipeline.definitions import ExperimentSession, build_experiment_definitions
 from remix_pipeline.definitions.headless import HeadlessRunner
 from remix_pipeline.definitions.sensors import RANGE_END_TAG, RANGE_START_TAG
 from remix_pipeline.ledger import AttemptState
@@ -73,7 +73,7 @@ def test_fanout_requests_only_the_new_row_after_the_table_grows(settings, defs, 
 def submit_everything(settings, defs, instance) -> None:
     runner = HeadlessRunner(settings, instance)
     runner.evaluate_sensor("t_fanout_sensor")
-    ledger = ExperimentRuntime(settings).ledger()
+    ledger = ExperimentSession(settings).ledger()
     deadline = time.monotonic() + 30
     while any(not a.is_terminal for a in ledger.latest().values()):
         assert time.monotonic() < deadline
@@ -97,7 +97,7 @@ def test_completion_reports_each_finished_video_until_its_event_is_stored(settin
     after = tick(defs, instance, "t_completion_sensor")
 
     assert after.asset_events == []
-    ledger = ExperimentRuntime(settings).ledger()
+    ledger = ExperimentSession(settings).ledger()
     assert ledger.finished_unreported() == []
 
 
@@ -133,8 +133,8 @@ def test_fanout_waits_out_the_listing_grace_of_unknown_outcomes_on_a_remote_serv
 ):
     monkeypatch.setenv("OPENAI_BASE_URL", "http://videos.example.invalid/v1")
     remote = settings.model_copy(update={"request_timeout_seconds": 30.0})  # grace: 60 s
-    runtime = ExperimentRuntime(remote)
-    ledger = runtime.ledger()
+    session = ExperimentSession(remote)
+    ledger = session.ledger()
     sent_at = time.time() - sent_ago
     for request in read_request_table(remote.table_path).requests:
         attempt = ledger.record_intent(request, table_hash="h", run_id="gone", now=sent_at)
@@ -157,12 +157,12 @@ def test_completion_tick_with_the_server_unreachable_warns_and_keeps_the_jobs_in
     with served_process(tmp_path, "--queued-seconds", "3600") as served:
         monkeypatch.setenv("OPENAI_BASE_URL", served.base_url)
         HeadlessRunner(settings, instance).evaluate_sensor("t_fanout_sensor")
-    in_flight = ExperimentRuntime(settings).ledger().in_flight()
+    in_flight = ExperimentSession(settings).ledger().in_flight()
 
     data = tick(defs, instance, "t_completion_sensor")
 
     assert in_flight and {a.server for a in in_flight} == {served.base_url}
     assert data.run_requests == []
-    assert {a.key for a in ExperimentRuntime(settings).ledger().in_flight()} == {
+    assert {a.key for a in ExperimentSession(settings).ledger().in_flight()} == {
         a.key for a in in_flight
     }

@@ -38,7 +38,7 @@ def test_lost_repeated_and_restarted_completion_ticks_report_each_video_once(
     with dg.DagsterInstance.get() as instance:
         runner = HeadlessRunner(settings, instance)
         runner.evaluate_sensor("t_fanout_sensor")
-        ledger = runner.runtime.ledger()
+        ledger = runner.session.ledger()
         deadline = time.monotonic() + 60
         while not all(a.is_terminal for a in ledger.latest().values()):
             assert time.monotonic() < deadline
