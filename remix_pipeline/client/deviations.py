@@ -12,7 +12,13 @@ import logging
 from enum import StrEnum
 from typing import Any
 
-from remix_pipeline.contract.models import GUIDE_SECONDS, GUIDE_SIZES, SPEC_SECONDS, SPEC_SIZES
+from remix_pipeline.contract.models import (
+    GUIDE_SECONDS,
+    GUIDE_SIZES,
+    SPEC_SECONDS,
+    SPEC_SIZES,
+    Video,
+)
 
 logger = logging.getLogger("remix_pipeline.client")
 
@@ -26,21 +32,8 @@ STATUS_ALIASES: dict[str, str] = {
     "cancelled": "failed",
     "expired": "failed",
 }
-VIDEO_KEYS = (
-    "id",
-    "object",
-    "model",
-    "status",
-    "progress",
-    "created_at",
-    "completed_at",
-    "expires_at",
-    "prompt",
-    "size",
-    "seconds",
-    "remixed_from_video_id",
-    "error",
-)
+# The contract's 13 keys, in its order: the one list of them is the Video model.
+VIDEO_KEYS: tuple[str, ...] = tuple(Video.model_fields)
 _NULLABLE = ("completed_at", "expires_at", "prompt", "remixed_from_video_id", "error")
 _KNOWN_SIZES = frozenset(SPEC_SIZES + GUIDE_SIZES)
 _KNOWN_SECONDS = frozenset(SPEC_SECONDS + GUIDE_SECONDS)
