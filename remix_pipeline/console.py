@@ -8,12 +8,16 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
 from remix_pipeline.experiment import LEDGER_URL_ENV, ExperimentSettings
+
+if TYPE_CHECKING:
+    from remix_pipeline.definitions.session import ExperimentSession
 
 DEFAULT_TABLE = "data/requests.csv"
 TRACE_COLUMNS = ["video_id", "source_video_id", "variant", "prompt", "run_id", "table_hash"]
@@ -77,6 +81,7 @@ def run_command(args: argparse.Namespace) -> int:
         Progress,
         ensure_dagster_home,
     )
+    from remix_pipeline.definitions.session import ExperimentSession
     from remix_pipeline.ledger import LedgerError
     from remix_pipeline.requests import TableUnreadableError
     from remix_pipeline.servers import ServerChangedError
@@ -122,7 +127,8 @@ def run_command(args: argparse.Namespace) -> int:
         highlight=False,
     )
     try:
-        out.print(_preflight_estimate(settings), highlight=False)
+        session = ExperimentSession(settings)
+        out.print(_preflight_estimate(session), highlight=False)
         with dg.DagsterInstance.get() as instance:
             runner = HeadlessRunner(
                 settings,
@@ -131,6 +137,7 @@ def run_command(args: argparse.Namespace) -> int:
                 on_warning=lambda message: err.print(
                     f"warning: {message}", markup=False, highlight=False
                 ),
+                session=session,
             )
             summary = runner.run(timeout_seconds=args.timeout, stall_seconds=args.stall_timeout)
     except (TableUnreadableError, LedgerError) as exc:
@@ -166,15 +173,14 @@ def run_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _preflight_estimate(settings: ExperimentSettings) -> str:
+def _preflight_estimate(session: ExperimentSession) -> str:
     """The batch's estimate, printed before the fan-out; the submissions step enforces the
     budget itself, so `dagster dev` refuses the same batch."""
     from remix_pipeline.budget import estimate_batch
-    from remix_pipeline.definitions.session import ExperimentSession
     from remix_pipeline.planning import unpaid_requests
     from remix_pipeline.requests import read_request_table
 
-    session = ExperimentSession(settings)
+    settings = session.settings
     table = read_request_table(settings.table_path, strict=settings.strict)
     ledger = session.ledger()
     latest = ledger.latest(r.key for r in table.requests)
