@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from rich.cells import cell_len
@@ -16,6 +17,9 @@ from rich.table import Table
 from rich.text import Text
 
 from remix_pipeline.experiment import LEDGER_URL_ENV, ExperimentSettings
+
+if TYPE_CHECKING:
+    from remix_pipeline.definitions.session import ExperimentSession
 
 DEFAULT_TABLE = "data/requests.csv"
 TRACE_COLUMNS = ["video_id", "source_video_id", "variant", "prompt", "run_id", "table_hash"]
@@ -86,6 +90,7 @@ def run_command(args: argparse.Namespace) -> int:
         Progress,
         ensure_dagster_home,
     )
+    from remix_pipeline.definitions.session import ExperimentSession
     from remix_pipeline.ledger import LedgerError
     from remix_pipeline.requests import TableUnreadableError
     from remix_pipeline.servers import ServerChangedError
@@ -131,7 +136,8 @@ def run_command(args: argparse.Namespace) -> int:
         highlight=False,
     )
     try:
-        out.print(_preflight_estimate(settings), highlight=False)
+        session = ExperimentSession(settings)
+        out.print(_preflight_estimate(session), highlight=False)
         with dg.DagsterInstance.get() as instance:
             runner = HeadlessRunner(
                 settings,
@@ -140,6 +146,7 @@ def run_command(args: argparse.Namespace) -> int:
                 on_warning=lambda message: err.print(
                     f"warning: {message}", markup=False, highlight=False
                 ),
+                session=session,
             )
             summary = runner.run(timeout_seconds=args.timeout, stall_seconds=args.stall_timeout)
     except (TableUnreadableError, LedgerError) as exc:
@@ -175,15 +182,14 @@ def run_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _preflight_estimate(settings: ExperimentSettings) -> str:
+def _preflight_estimate(session: ExperimentSession) -> str:
     """The batch's estimate, printed before the fan-out; the submissions step enforces the
     budget itself, so `dagster dev` refuses the same batch."""
     from remix_pipeline.budget import estimate_batch
-    from remix_pipeline.definitions.session import ExperimentSession
     from remix_pipeline.planning import unpaid_requests
     from remix_pipeline.requests import read_request_table
 
-    session = ExperimentSession(settings)
+    settings = session.settings
     table = read_request_table(settings.table_path, strict=settings.strict)
     ledger = session.ledger()
     latest = ledger.latest(r.key for r in table.requests)

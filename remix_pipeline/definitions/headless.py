@@ -141,10 +141,11 @@ class HeadlessRunner:
         on_progress: Callable[[Progress], None] = lambda progress: None,
         on_warning: Callable[[str], None] = lambda message: None,
         poll_seconds: float = 0.5,
+        session: ExperimentSession | None = None,
     ) -> None:
         self.settings = settings
         self.instance = instance
-        self.session = ExperimentSession(settings)
+        self.session = session or ExperimentSession(settings)
         with dagster_notices_ignored():
             self.defs = build_experiment_definitions(settings, self.session)
             self.job = self.defs.resolve_implicit_global_asset_job_def()
