@@ -93,4 +93,6 @@ def test_lineage_metadata_maps_request_columns_and_counts_statuses(project, sett
     assert metadata["rows_by_status"].value == {"completed": 4}
     matrix = metadata["variant_matrix"].value
     assert matrix.splitlines()[0] == "| source | noir | anime |"
-    assert matrix.count("completed `video_") == 4
+    # Each of the four replicates: its thumbnail (its full id as the image title) and status.
+    assert matrix.count("**completed**") == 4
+    assert matrix.count("](data:image/webp;base64,") == 4

@@ -32,7 +32,6 @@ from remix_pipeline.cli import main
 from remix_pipeline.contract import ID_MAX_CHARS, PROMPT_MAX_CHARS
 from remix_pipeline.requests import (
     EXPERIMENT,
-    KNOWN_COLUMNS,
     LABEL_MAX_CHARS,
     PROMPT,
     REPLICATES,
@@ -43,7 +42,9 @@ from remix_pipeline.requests import (
     read_request_table,
 )
 
-OPTIONAL_COLUMNS = tuple(name for name in KNOWN_COLUMNS if name not in REQUIRED_COLUMNS)
+# The remix table's columns; the operation columns (issue 12) have their own per-operation
+# tests in tests/test_requests.py, and a table without `operation` is a remix table.
+OPTIONAL_COLUMNS = (VARIANT, EXPERIMENT, REPLICATES, SOURCE_VARIANT)
 FORMATS = ("csv", "jsonl", "parquet")
 
 # A cell is a value or a function of the row's index (to keep valid rows' prompts and labels
