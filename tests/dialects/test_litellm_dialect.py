@@ -18,34 +18,18 @@ import pytest
 from remix_pipeline.service.config import FaultConfig, ServiceConfig
 from remix_pipeline.service.dialects import decode_litellm_id, encode_litellm_id
 
-from ..gateway.proxy import decode_video_id, encode_video_id
+from ..gateway.proxy import (
+    ENCODED_ID,
+    SECURITY_HEADERS,
+    VIDEO_KEYS,
+    decode_video_id,
+    encode_video_id,
+)
 from .conftest import MakeConfig, raw_http
 
 SOURCE = "video_src_harbor"
-VIDEO_KEYS = {
-    "id",
-    "object",
-    "model",
-    "status",
-    "progress",
-    "created_at",
-    "completed_at",
-    "expires_at",
-    "prompt",
-    "size",
-    "seconds",
-    "remixed_from_video_id",
-    "error",
-}
 LITELLM_VIDEO_KEYS = VIDEO_KEYS - {"prompt"} | {"usage"}
-ENCODED_ID = re.compile(r"^video_[A-Za-z0-9+/]+=*$")
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
-SECURITY_HEADERS = {
-    "x-frame-options": "DENY",
-    "content-security-policy": "frame-ancestors 'none'",
-    "x-content-type-options": "nosniff",
-    "vary": "Origin",
-}
 SUFFIX = "\n\nLiteLLM: model group 'sora-2' failed with the error above. No fallback was attempted."
 
 

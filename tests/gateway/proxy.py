@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import base64
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -76,6 +77,34 @@ class Proxy:
     @property
     def base_url(self) -> str:
         return f"{self.root_url}/v1"
+
+
+# What the real proxy sends, as measured (shared by its facts tests and the imitation's).
+# The 13 keys of the contract's Video object, written out: this module stays standard-library
+# only, and the facts measured against it stand apart from the project's own models.
+VIDEO_KEYS = {
+    "id",
+    "object",
+    "model",
+    "status",
+    "progress",
+    "created_at",
+    "completed_at",
+    "expires_at",
+    "prompt",
+    "size",
+    "seconds",
+    "remixed_from_video_id",
+    "error",
+}
+ENCODED_ID = re.compile(r"^video_[A-Za-z0-9+/]+=*$")
+# LiteLLM's security middleware: on every answer but the bare 500 of a request without a key.
+SECURITY_HEADERS = {
+    "x-frame-options": "DENY",
+    "content-security-policy": "frame-ancestors 'none'",
+    "x-content-type-options": "nosniff",
+    "vary": "Origin",
+}
 
 
 def config_text(

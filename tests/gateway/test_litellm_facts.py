@@ -18,34 +18,16 @@ import httpx
 import pytest
 
 from .conftest import Gateway
-from .proxy import decode_video_id, encode_video_id
+from .proxy import (
+    ENCODED_ID,
+    SECURITY_HEADERS,
+    VIDEO_KEYS,
+    decode_video_id,
+    encode_video_id,
+)
 
 RAW_SOURCE = "video_src_harbor"
-# The 13 keys of the contract's Video object.
-VIDEO_KEYS = {
-    "id",
-    "object",
-    "model",
-    "status",
-    "progress",
-    "created_at",
-    "completed_at",
-    "expires_at",
-    "prompt",
-    "size",
-    "seconds",
-    "remixed_from_video_id",
-    "error",
-}
-ENCODED_ID = re.compile(r"^video_[A-Za-z0-9+/]+=*$")
 DEPLOYMENT_ID = re.compile(r"^[0-9a-f]{64}$")
-# LiteLLM's security middleware: on every answer but the bare 500 of a request without a key.
-SECURITY_HEADERS = {
-    "x-frame-options": "DENY",
-    "content-security-policy": "frame-ancestors 'none'",
-    "x-content-type-options": "nosniff",
-    "vary": "Origin",
-}
 
 
 def prompt(label: str) -> str:
