@@ -10,9 +10,6 @@ A markdown entry opens in a dialog from its "[Show Markdown]" link, as a person 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -23,8 +20,12 @@ from urllib.parse import quote
 import pandas as pd
 import pytest
 
-from ..definitions.conftest import write_service_settings
-from ..definitions.test_code_location import REPO, DagsterDev, serving_ui
+from ..definitions.test_code_location import (
+    REPO,
+    DagsterDev,
+    run_sample_checkout,
+    serving_ui,
+)
 from .conftest import Browser
 
 BIN = Path(sys.executable).parent
@@ -52,28 +53,7 @@ class SampleUI:
 @pytest.fixture(scope="module")
 def sample_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampleUI]:
     root = tmp_path_factory.mktemp("checkout")
-    shutil.copy(REPO / "workspace.yaml", root / "workspace.yaml")
-    shutil.copytree(REPO / "sample", root / "sample", ignore=shutil.ignore_patterns("__pycache__"))
-    (root / "data").mkdir()
-    shutil.copy(REPO / "data" / "requests.csv", root / "data" / "requests.csv")
-    state = root / ".remix-pipeline"
-    home = state / "dagster_home"
-    write_service_settings(state)
-    home.mkdir(parents=True)
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\nnux:\n  enabled: false\n")
-    env = {**os.environ, "DAGSTER_HOME": str(home), "REMIX_PIPELINE_HOME": str(state)}
-    for name in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "REMIX_PIPELINE_LEDGER_URL"):
-        env.pop(name, None)
-    ran = subprocess.run(
-        [str(BIN / "remix-pipeline"), "run", "--timeout", "120"],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+    env, _ = run_sample_checkout(root, (REPO / "data" / "requests.csv").read_text())
     lineage = pd.read_parquet(root / "data/output/sample/lineage.parquet")
     with serving_ui([str(BIN / "dagster-webserver"), "-w", "workspace.yaml"], root, env) as ui:
         yield SampleUI(ui=ui, lineage=lineage)

@@ -25,6 +25,8 @@ from typing import Any
 import httpx
 import pytest
 
+from .conftest import write_service_settings
+
 REPO = Path(__file__).resolve().parents[2]
 DAGSTER = Path(sys.executable).parent / "dagster"
 LOCATION = "remix_sample"
@@ -161,6 +163,37 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     except ProcessLookupError:
         return
     process.wait(timeout=10)
+
+
+def run_sample_checkout(
+    root: Path, table: str
+) -> tuple[dict[str, str], subprocess.CompletedProcess[str]]:
+    """The repository's workspace and sample project in `root`, `table` as its request table,
+    after a successful `remix-pipeline run` on the embedded service: the environment that
+    serves the same state home to a webserver, and the run."""
+    shutil.copy(REPO / "workspace.yaml", root / "workspace.yaml")
+    shutil.copytree(REPO / "sample", root / "sample", ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "data").mkdir()
+    (root / "data" / "requests.csv").write_text(table)
+    state = root / ".remix-pipeline"
+    home = state / "dagster_home"
+    write_service_settings(state)
+    home.mkdir(parents=True)
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\nnux:\n  enabled: false\n")
+    env = {**os.environ, "DAGSTER_HOME": str(home), "REMIX_PIPELINE_HOME": str(state)}
+    for name in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "REMIX_PIPELINE_LEDGER_URL"):
+        env.pop(name, None)
+    ran = subprocess.run(
+        [str(Path(sys.executable).parent / "remix-pipeline"), "run", "--timeout", "120"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+    return env, ran
 
 
 @contextlib.contextmanager

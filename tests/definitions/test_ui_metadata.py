@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,8 +21,7 @@ import pytest
 
 from remix_pipeline.lineage import LINEAGE_COLUMNS, TIME_COLUMNS
 
-from .conftest import write_service_settings
-from .test_code_location import REPO, serving_ui
+from .test_code_location import run_sample_checkout, serving_ui
 
 BIN = Path(sys.executable).parent
 TABLE = """\
@@ -77,28 +73,7 @@ class Shown:
 @pytest.fixture(scope="module")
 def shown(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shown]:
     root = tmp_path_factory.mktemp("checkout")
-    shutil.copy(REPO / "workspace.yaml", root / "workspace.yaml")
-    shutil.copytree(REPO / "sample", root / "sample", ignore=shutil.ignore_patterns("__pycache__"))
-    (root / "data").mkdir()
-    (root / "data" / "requests.csv").write_text(TABLE)
-    state = root / ".remix-pipeline"
-    home = state / "dagster_home"
-    write_service_settings(state)
-    home.mkdir(parents=True)
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\nnux:\n  enabled: false\n")
-    env = {**os.environ, "DAGSTER_HOME": str(home), "REMIX_PIPELINE_HOME": str(state)}
-    for name in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "REMIX_PIPELINE_LEDGER_URL"):
-        env.pop(name, None)
-    ran = subprocess.run(
-        [str(BIN / "remix-pipeline"), "run", "--timeout", "120"],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+    env, ran = run_sample_checkout(root, TABLE)
     with serving_ui([str(BIN / "dagster-webserver"), "-w", "workspace.yaml"], root, env) as ui:
         asset = ui.graphql(LINEAGE_QUERY, {"key": {"path": ["sample", "lineage"]}})
     found = asset["assetOrError"]
