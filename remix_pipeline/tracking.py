@@ -252,7 +252,7 @@ async def download_media(
 
     def record(final: bool = False) -> None:
         if unrecorded and (final or len(unrecorded) >= RECORDS_PER_COMMIT):
-            ledger.record_media_many(unrecorded)
+            ledger.record_media(unrecorded)
             report.downloaded.extend(unrecorded)
             unrecorded.clear()
 

@@ -114,7 +114,7 @@ def test_mark_sent_stamps_the_attempt_and_logs_an_event(ledger: Ledger) -> None:
     created = intent(ledger)
     ledger.mark_sent(created.key, 1, sent_at=12.5)
     assert ledger.get(created.key, 1).sent_at == 12.5
-    assert ledger.events_since(0)[-1].detail == "sent"
+    assert ledger.history([(created.key, 1)])[(created.key, 1)][-1].detail == "sent"
 
 
 def test_mark_submitted_claims_the_video_and_stores_its_record(ledger: Ledger) -> None:
@@ -214,7 +214,8 @@ def test_an_adopted_orphan_is_marked_adopted_after_an_unknown_outcome(ledger: Le
         True,
         None,
     )
-    assert "read timeout" in [e.detail for e in ledger.events_since(0)]
+    history = ledger.history([(created.key, 1)])[(created.key, 1)]
+    assert "read timeout" in [e.detail for e in history]
 
 
 def test_submitting_an_already_completed_video_completes_the_attempt(ledger: Ledger) -> None:
@@ -329,13 +330,12 @@ def test_queries_select_attempts_by_state(ledger: Ledger) -> None:
     ledger.mark_submitted(flying.key, 1, video("video_c"), now=12.0)
     ledger.mark_submitted(done.key, 1, video("video_d", status="completed"), now=12.0)
     ledger.mark_failed(failed.key, 1, code="x", message="y", now=12.0)
-    assert {a.key for a in ledger.unresolved()} == {waiting.key, unknown.key}
-    assert {a.key for a in ledger.unresolved([unknown.key, done.key])} == {unknown.key}
+    states = {key: a.state for key, a in ledger.latest([waiting.key, unknown.key]).items()}
+    assert states == {waiting.key: AttemptState.INTENT, unknown.key: AttemptState.UNKNOWN}
     assert [a.key for a in ledger.in_flight()] == [flying.key]
-    assert [a.key for a in ledger.completed_unreported()] == [done.key]
     assert {a.key for a in ledger.finished_unreported()} == {done.key, failed.key}
     ledger.mark_reported([(done.key, 1)])
-    assert ledger.completed_unreported() == []
+    assert [a.key for a in ledger.finished_unreported()] == [failed.key]
     assert ledger.get(done.key, 1).reported
 
 
@@ -352,17 +352,17 @@ def test_media_is_recorded_replaced_and_read_back(ledger: Ledger) -> None:
     second = MediaRecord(created.key, 1, "video", "/new/video.mp4", "b" * 64, 20)
     thumb = MediaRecord(created.key, 1, "thumbnail", "/new/thumbnail.webp", "c" * 64, 5)
     for record in (first, second, thumb):
-        ledger.record_media(record)
+        ledger.record_media([record])
     assert ledger.media(created.key, 1) == {"video": second, "thumbnail": thumb}
 
 
-def test_record_media_many_records_several_files_in_one_call(ledger: Ledger) -> None:
+def test_record_media_records_several_files_in_one_call(ledger: Ledger) -> None:
     created = intent(ledger)
     records = [
         MediaRecord(created.key, 1, variant, f"/m/{variant}", "a" * 64, 3)
         for variant in MEDIA_VARIANTS
     ]
-    ledger.record_media_many(records)
+    ledger.record_media(records)
     assert ledger.media(created.key, 1) == {r.variant: r for r in records}
     assert ledger.media_variants([(created.key, 1), (created.key, 2)]) == {
         (created.key, 1): set(MEDIA_VARIANTS),
@@ -375,7 +375,7 @@ def test_latest_states_gives_each_keys_latest_attempt_and_whether_its_media_are_
 ) -> None:
     done = intent(ledger, request("done"))
     ledger.mark_submitted(done.key, 1, video("video_done", status="completed"), now=2.0)
-    ledger.record_media_many(
+    ledger.record_media(
         [MediaRecord(done.key, 1, v, f"/m/{v}", "a" * 64, 1) for v in MEDIA_VARIANTS]
     )
     retried = intent(ledger, request("retried"))
@@ -390,14 +390,14 @@ def test_latest_states_gives_each_keys_latest_attempt_and_whether_its_media_are_
 
 def test_media_for_an_unknown_attempt_is_refused(ledger: Ledger) -> None:
     with pytest.raises(UnknownAttemptError):
-        ledger.record_media(MediaRecord("nope", 1, "video", "/x", "a" * 64, 1))
+        ledger.record_media([MediaRecord("nope", 1, "video", "/x", "a" * 64, 1)])
 
 
 def test_attempts_frame_has_every_attempt_with_media_wide(ledger: Ledger) -> None:
     created = intent(ledger)
     ledger.mark_failed(created.key, 1, code="x", message="y", now=12.0)
     ledger.start_retry(created.key, run_id="run-2", now=13.0)
-    ledger.record_media(MediaRecord(created.key, 2, "video", "/v.mp4", "a" * 64, 10))
+    ledger.record_media([MediaRecord(created.key, 2, "video", "/v.mp4", "a" * 64, 10)])
     frame = ledger.attempts_frame()
     assert list(frame["attempt"]) == [1, 2]
     for variant in MEDIA_VARIANTS:
@@ -413,12 +413,14 @@ def test_attempts_frame_of_an_empty_ledger_has_the_media_columns(ledger: Ledger)
     assert "spritesheet_sha256" in frame.columns
 
 
-def test_events_record_every_state_change_in_order_and_page(ledger: Ledger) -> None:
+def test_history_records_every_state_change_of_each_attempt_in_order(ledger: Ledger) -> None:
     created = intent(ledger)
+    other = intent(ledger, request("other"))
     ledger.mark_sent(created.key, 1, sent_at=11.0)
     ledger.mark_submitted(created.key, 1, video(), now=12.0)
     ledger.update_video(created.key, 1, video(status="completed"), now=13.0)
-    events = ledger.events_since(0)
+    histories = ledger.history([(created.key, 1), (other.key, 1), (created.key, 2)])
+    events = histories[(created.key, 1)]
     steps = [(e.from_state, e.to_state) for e in events]
     assert steps == [
         (None, AttemptState.INTENT),
@@ -427,8 +429,10 @@ def test_events_record_every_state_change_in_order_and_page(ledger: Ledger) -> N
         (AttemptState.SUBMITTED, AttemptState.COMPLETED),
     ]
     assert [e.event_id for e in events] == sorted(e.event_id for e in events)
-    assert ledger.events_since(events[1].event_id) == events[2:]
-    assert ledger.events_since(0, limit=1) == events[:1]
+    assert [(e.key, e.to_state) for e in histories[(other.key, 1)]] == [
+        (other.key, AttemptState.INTENT)
+    ]
+    assert histories[(created.key, 2)] == []
 
 
 def test_the_ledger_survives_a_restart(db: Path) -> None:

@@ -99,14 +99,16 @@ def build_frame(where: Path) -> pd.DataFrame:
                 req.key, 1, completed(vid, req.source_video_id, req.prompt), now=1.7e9 + 0.25
             )
             ledger.record_media(
-                MediaRecord(
-                    key=req.key,
-                    attempt=1,
-                    variant="video",
-                    path=str(media_root / req.key / "video.mp4"),
-                    sha256="d" * 64,
-                    size_bytes=1,
-                )
+                [
+                    MediaRecord(
+                        key=req.key,
+                        attempt=1,
+                        variant="video",
+                        path=str(media_root / req.key / "video.mp4"),
+                        sha256="d" * 64,
+                        size_bytes=1,
+                    )
+                ]
             )
         return build_lineage_frame(ledger)
 

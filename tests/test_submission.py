@@ -248,7 +248,8 @@ async def test_a_sent_intent_of_a_dead_run_is_recorded_unknown_while_its_job_may
 
     assert outcome.action is Action.UNRESOLVED
     assert outcome.attempt.state is AttemptState.UNKNOWN
-    assert "run dead ended before" in (ledger.events_since(0)[-1].detail or "")
+    history = ledger.history([(request.key, 1)])[(request.key, 1)]
+    assert "run dead ended before" in (history[-1].detail or "")
     assert await remix_jobs(config) == []
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
@@ -11,7 +12,7 @@ import pandas as pd
 # Not re-exported by `dagster` in 1.13; dagster-fivetran and dagster-dbt import it from here.
 from dagster._core.definitions.metadata import NamespacedMetadataSet
 
-from remix_pipeline.ledger import Attempt
+from remix_pipeline.ledger import Attempt, LedgerEvent
 from remix_pipeline.lineage import COLUMN_DESCRIPTIONS
 from remix_pipeline.previews import attempt_preview
 from remix_pipeline.pricing import estimate_cost_usd
@@ -40,9 +41,12 @@ LINEAGE_FROM_TABLE: dict[str, tuple[str, ...]] = {
 }
 
 
-def attempt_metadata(attempt: Attempt, prices: PriceTable) -> dict[str, Any]:
-    """A variant attempt's request and, when known, its Video record, priced with the
-    experiment's price table (the one its estimate and its lineage use)."""
+def attempt_metadata(
+    attempt: Attempt, prices: PriceTable, history: Sequence[LedgerEvent] = ()
+) -> dict[str, Any]:
+    """A variant attempt's request, its history in the ledger and, when known, its Video
+    record, priced with the experiment's price table (the one its estimate and its lineage
+    use)."""
     video = attempt.video or {}
     error = video.get("error") or {}
     metadata: dict[str, Any] = {
@@ -81,7 +85,25 @@ def attempt_metadata(attempt: Attempt, prices: PriceTable) -> dict[str, Any]:
         metadata["error_code"] = str(code)
         metadata["error_message"] = str(attempt.error_message or error.get("message") or "")
     metadata["preview"] = attempt_preview(attempt)
+    if history:
+        metadata["history"] = history_markdown(history)
     return metadata
+
+
+def history_markdown(history: Sequence[LedgerEvent]) -> dg.MetadataValue:
+    """The attempt's steps (intent, sent, submitted or adopted, ended) as a table: how it got
+    where it is, for an audit."""
+    rows = [
+        (
+            datetime.fromtimestamp(event.at, tz=UTC).isoformat(timespec="seconds"),
+            event.from_state.value if event.from_state else "",
+            event.to_state.value,
+            event.detail or "",
+        )
+        for event in history
+    ]
+    frame = pd.DataFrame(rows, columns=["at (UTC)", "from", "to", "detail"])
+    return dg.MetadataValue.md(frame.to_markdown(index=False))
 
 
 def markdown_preview(frame: pd.DataFrame, columns: list[str] | None = None) -> dg.MetadataValue:

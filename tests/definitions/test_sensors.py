@@ -166,3 +166,17 @@ def test_completion_tick_with_the_server_unreachable_warns_and_keeps_the_jobs_in
     assert {a.key for a in ExperimentSession(settings).ledger().in_flight()} == {
         a.key for a in in_flight
     }
+
+
+def test_completion_events_carry_the_attempts_history_from_intent_to_its_end(
+    settings, defs, instance
+):
+    submit_everything(settings, defs, instance)
+
+    data = tick(defs, instance, "t_completion_sensor")
+
+    history = data.asset_events[0].metadata["history"].value
+    lines = history.splitlines()[2:]  # the markdown table's rows, after its header
+    assert [line.split("|")[3].strip() for line in lines][0] == "intent"
+    assert lines[-1].split("|")[3].strip() == "completed"
+    assert any("submitted" in line for line in lines)

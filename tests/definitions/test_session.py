@@ -9,11 +9,11 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from remix_pipeline import ledger as ledger_module
 from remix_pipeline.client import EMBEDDED_SERVER
 from remix_pipeline.definitions.headless import HeadlessRunner
 from remix_pipeline.definitions.session import ExperimentSession
 from remix_pipeline.experiment import ExperimentSettings
+from remix_pipeline.ledger import engine as ledger_engine
 from remix_pipeline.manifest import build_manifest
 from remix_pipeline.planning import listing_grace_seconds
 
@@ -26,13 +26,13 @@ VARIANTS = 300
 def engines(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     """Ledger engines created from here on, by URL."""
     created: Counter[str] = Counter()
-    build = ledger_module._engine
+    build = ledger_engine.build_engine
 
     def counting(parsed):  # type: ignore[no-untyped-def]
         created[str(parsed)] += 1
         return build(parsed)
 
-    monkeypatch.setattr(ledger_module, "_engine", counting)
+    monkeypatch.setattr(ledger_engine, "build_engine", counting)
     return created
 
 

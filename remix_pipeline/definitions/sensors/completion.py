@@ -123,12 +123,15 @@ def completion_events(
     pending = [a for a in ledger.finished_unreported() if a.key in partitions]
     stored = already_reported(instance, session, pending)
     ledger.mark_reported(sorted(stored))
+    new = [a for a in pending if (a.key, a.attempt) not in stored]
+    histories = ledger.history((a.key, a.attempt) for a in new)
     return [
         dg.AssetMaterialization(
             asset_key=session.keys.videos,
             partition=attempt.key,
-            metadata=attempt_metadata(attempt, session.prices),
+            metadata=attempt_metadata(
+                attempt, session.prices, histories[(attempt.key, attempt.attempt)]
+            ),
         )
-        for attempt in pending
-        if (attempt.key, attempt.attempt) not in stored
+        for attempt in new
     ]

@@ -1,0 +1,77 @@
+"""The ledger's tables, and the upgrade of a ledger written by an older version.
+
+Only portable types and constraints, so the same tables work on SQLite and on a shared
+PostgreSQL. The attempt columns come from `records.Attempt`.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from remix_pipeline.ledger.records import attempt_columns
+
+metadata = sa.MetaData()
+
+# Each server job is claimed by at most one attempt: `video_id` is UNIQUE, so two processes
+# adopting the same orphan cannot both win.
+attempts_table = sa.Table(
+    "attempts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    *attempt_columns(),
+    sa.UniqueConstraint("key", "attempt", name="uq_attempts_key_attempt"),
+    sa.UniqueConstraint("video_id", name="uq_attempts_video_id"),
+    sa.Index("ix_attempts_state", "state"),
+)
+
+media_table = sa.Table(
+    "media",
+    metadata,
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("attempt", sa.Integer, primary_key=True),
+    sa.Column("variant", sa.String(32), primary_key=True),
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("derived", sa.Boolean, nullable=False, server_default=sa.false()),
+)
+
+events_table = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(200), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("from_state", sa.String(16), nullable=True),
+    sa.Column("to_state", sa.String(16), nullable=False),
+    sa.Column("detail", sa.Text, nullable=True),
+)
+
+ATTEMPT_COLUMNS = [c for c in attempts_table.columns if c.name != "id"]
+
+
+def create_or_upgrade(engine: Engine) -> None:
+    """Create the tables, and add to an older ledger the columns added since."""
+    metadata.create_all(engine)
+    _add_missing_columns(engine)
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Each added column has a default or is nullable. Two processes opening an old ledger
+    at once may race: the loser finds the column there and carries on."""
+    inspector = sa.inspect(engine)
+    for table in metadata.sorted_tables:
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            ddl = sa.schema.CreateColumn(column).compile(dialect=engine.dialect)
+            try:
+                with engine.begin() as conn:
+                    conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {ddl}")
+            except (sa.exc.OperationalError, sa.exc.ProgrammingError):
+                refreshed = {c["name"] for c in sa.inspect(engine).get_columns(table.name)}
+                if column.name not in refreshed:
+                    raise
