@@ -19,7 +19,7 @@ from benchmarks.report import Report, Row
 from remix_pipeline.contract import ContentVariant
 from remix_pipeline.ledger import AttemptState, Ledger
 from remix_pipeline.lineage import build_lineage_frame
-from remix_pipeline.requests import VariantRequest, variant_key
+from remix_pipeline.request_table import VariantRequest, variant_key
 
 SOURCE = "video_src_harbor"
 

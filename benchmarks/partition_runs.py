@@ -21,7 +21,7 @@ from remix_pipeline.definitions.keys import EXPERIMENT_TAG
 from remix_pipeline.definitions.runs import process_tags
 from remix_pipeline.experiment import ExperimentSettings
 from remix_pipeline.ledger import AttemptState
-from remix_pipeline.requests import read_request_table
+from remix_pipeline.request_table import read_request_table
 
 NAME = "runs"
 

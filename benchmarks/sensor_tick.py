@@ -32,7 +32,7 @@ from remix_pipeline.definitions.headless import ensure_dagster_home
 from remix_pipeline.definitions.session import ExperimentSession
 from remix_pipeline.experiment import ExperimentSettings
 from remix_pipeline.ledger import AttemptState
-from remix_pipeline.requests import VariantRequest, variant_key
+from remix_pipeline.request_table import VariantRequest, variant_key
 
 URL_ENV = "BENCH_TICK_BASE_URL"
 NAME = "tick"

@@ -18,7 +18,7 @@ from remix_pipeline.client import VideosAPIError, VideosClient
 from remix_pipeline.client.gateways import is_gateway_encoded
 from remix_pipeline.contract.models import DEFAULT_MODEL
 from remix_pipeline.pricing import DEFAULT_PRICES_PER_SECOND, estimate_cost_usd
-from remix_pipeline.requests import CREATE, EXTEND, VariantRequest
+from remix_pipeline.request_table import CREATE, EXTEND, VariantRequest
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,7 @@ def _register_validate(commands: argparse._SubParsersAction) -> None:
 
 def _validate_command(args: argparse.Namespace) -> int:
     """One line per problem on stderr, so the output can be grepped, counted and diffed."""
-    from remix_pipeline.requests import TableUnreadableError, read_request_table
+    from remix_pipeline.request_table import TableUnreadableError, read_request_table
 
     try:
         table = read_request_table(args.path)

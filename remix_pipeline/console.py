@@ -92,7 +92,7 @@ def run_command(args: argparse.Namespace) -> int:
     )
     from remix_pipeline.definitions.session import ExperimentSession
     from remix_pipeline.ledger import LedgerError
-    from remix_pipeline.requests import TableUnreadableError
+    from remix_pipeline.request_table import TableUnreadableError
     from remix_pipeline.servers import ServerChangedError
 
     err = Console(stderr=True, soft_wrap=True)
@@ -187,7 +187,7 @@ def _preflight_estimate(session: ExperimentSession) -> str:
     budget itself, so `dagster dev` refuses the same batch."""
     from remix_pipeline.budget import estimate_batch
     from remix_pipeline.planning import unpaid_requests
-    from remix_pipeline.requests import read_request_table
+    from remix_pipeline.request_table import read_request_table
 
     settings = session.settings
     table = read_request_table(settings.table_path, strict=settings.strict)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from remix_pipeline.ledger import MEDIA_VARIANTS, Attempt, AttemptState, Ledger
-from remix_pipeline.requests import VariantRequest
+from remix_pipeline.request_table import VariantRequest
 from remix_pipeline.servers import ServerChangedError, other_servers
 
 # Whether the run that recorded an attempt's intent can no longer be sending its request.

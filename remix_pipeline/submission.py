@@ -50,7 +50,7 @@ from remix_pipeline.planning import (
     listing_grace_seconds,
     needs_payment,
 )
-from remix_pipeline.requests import CREATE, EDIT, EXTEND, REMIX, VariantRequest
+from remix_pipeline.request_table import CREATE, EDIT, EXTEND, REMIX, VariantRequest
 
 # Server clocks and ours disagree a little; a job created this long before the recorded send
 # time still counts as a candidate orphan.

@@ -20,7 +20,7 @@ from remix_pipeline.definitions.headless import HeadlessRunner
 from remix_pipeline.definitions.session import ExperimentSession
 from remix_pipeline.experiment import ExperimentSettings
 from remix_pipeline.planning import unpaid_requests
-from remix_pipeline.requests import read_request_table
+from remix_pipeline.request_table import read_request_table
 
 from .definitions.conftest import (
     SAMPLE_ROWS,

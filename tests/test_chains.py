@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from remix_pipeline.requests import read_request_table, variant_key
+from remix_pipeline.request_table import read_request_table, variant_key
 
 HEADER = "source_video_id,variant,prompt,source_variant\n"
 

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from remix_pipeline.cli import main
-from remix_pipeline.requests import read_request_table
+from remix_pipeline.request_table import read_request_table
 
 DATA = Path(__file__).parent / "data"
 SAMPLE = Path(__file__).parent.parent / "data" / "requests.csv"

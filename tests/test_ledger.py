@@ -22,7 +22,7 @@ from remix_pipeline.ledger import (
     UnknownAttemptError,
     VideoAlreadyClaimedError,
 )
-from remix_pipeline.requests import VariantRequest, variant_key
+from remix_pipeline.request_table import VariantRequest, variant_key
 
 TABLE_HASH = "f" * 64
 

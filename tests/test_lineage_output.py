@@ -29,7 +29,7 @@ from remix_pipeline.console import _print_summary
 from remix_pipeline.contract import Video
 from remix_pipeline.ledger import Ledger, MediaRecord
 from remix_pipeline.lineage import build_lineage_frame, write_parquet_atomically
-from remix_pipeline.requests import VariantRequest, variant_key
+from remix_pipeline.request_table import VariantRequest, variant_key
 
 REMIX_PIPELINE = Path(sys.executable).parent / "remix-pipeline"
 ELLIPSIS = "…"

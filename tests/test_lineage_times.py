@@ -25,7 +25,7 @@ from remix_pipeline.lineage import (
 )
 from remix_pipeline.previews import variant_matrix_markdown
 from remix_pipeline.report import render_report
-from remix_pipeline.requests import VariantRequest, variant_key
+from remix_pipeline.request_table import VariantRequest, variant_key
 
 UTC_NS = "datetime64[ns, UTC]"
 SOURCE = "video_src_harbor"

@@ -11,7 +11,7 @@ import pandas as pd
 from remix_pipeline.definitions.headless import HeadlessRunner
 from remix_pipeline.experiment import ExperimentSettings
 from remix_pipeline.manifest import build_manifest, read_manifest, write_manifest_atomically
-from remix_pipeline.requests import read_request_table
+from remix_pipeline.request_table import read_request_table
 from remix_pipeline.version import __version__
 
 from .definitions.conftest import instance, project, settings

@@ -22,7 +22,7 @@ from remix_pipeline.planning import (
     to_pay_again,
     unpaid_requests,
 )
-from remix_pipeline.requests import VariantRequest
+from remix_pipeline.request_table import VariantRequest
 from remix_pipeline.servers import ServerChangedError
 
 NOW = 1_000_000.0

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from remix_pipeline.contract import PROMPT_MAX_CHARS, id_problem
-from remix_pipeline.requests import (
+from remix_pipeline.request_table import (
     KEY_MAX_CHARS,
     KEY_PATTERN,
     RequestTable,

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 from remix_pipeline.cli import main
 from remix_pipeline.contract import ID_MAX_CHARS, PROMPT_MAX_CHARS
-from remix_pipeline.requests import (
+from remix_pipeline.request_table import (
     EXPERIMENT,
     LABEL_MAX_CHARS,
     PROMPT,

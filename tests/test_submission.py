@@ -14,7 +14,7 @@ from remix_pipeline.client import ClientSettings, VideosClient
 from remix_pipeline.client.client import REMIX_PROBE_ID
 from remix_pipeline.experiment import UnknownOutcomePolicy
 from remix_pipeline.ledger import AttemptState, Ledger
-from remix_pipeline.requests import VariantRequest, variant_key
+from remix_pipeline.request_table import VariantRequest, variant_key
 from remix_pipeline.service import FaultConfig, ServiceConfig, embedded_transport
 from remix_pipeline.submission import (
     SENDS_AT_ONCE,

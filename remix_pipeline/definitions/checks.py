@@ -6,7 +6,7 @@ import pandas as pd
 from remix_pipeline.client.gateways import upstream_id
 from remix_pipeline.definitions.session import ExperimentSession
 from remix_pipeline.lineage import read_lineage
-from remix_pipeline.requests import TableUnreadableError, read_request_table
+from remix_pipeline.request_table import TableUnreadableError, read_request_table
 
 TERMINAL_STATES = ("completed", "failed")
 

@@ -28,7 +28,7 @@ from remix_pipeline.definitions.sensors.fanout import FanoutCursor
 from remix_pipeline.definitions.session import ExperimentSession
 from remix_pipeline.experiment import ExperimentSettings
 from remix_pipeline.ledger import Attempt, AttemptState
-from remix_pipeline.requests import read_request_table
+from remix_pipeline.request_table import read_request_table
 from remix_pipeline.service.config import state_home
 from remix_pipeline.submission import UNRESOLVED_CODE
 from remix_pipeline.tracking import answers_hopelessly

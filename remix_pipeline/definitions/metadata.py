@@ -16,7 +16,7 @@ from remix_pipeline.ledger import Attempt, LedgerEvent
 from remix_pipeline.lineage import COLUMN_DESCRIPTIONS
 from remix_pipeline.previews import attempt_preview
 from remix_pipeline.pricing import estimate_cost_usd
-from remix_pipeline.requests import RequestTable
+from remix_pipeline.request_table import RequestTable
 
 PREVIEW_ROWS = 20
 PriceTable = Mapping[str, Mapping[str, float]]

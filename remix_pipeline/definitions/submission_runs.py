@@ -18,7 +18,7 @@ from remix_pipeline.definitions.keys import EXPERIMENT_TAG, STEP_TAG
 from remix_pipeline.definitions.runs import run_is_gone
 from remix_pipeline.definitions.session import ExperimentSession
 from remix_pipeline.ledger import Attempt
-from remix_pipeline.requests import RequestTable, TableUnreadableError, read_request_table
+from remix_pipeline.request_table import RequestTable, TableUnreadableError, read_request_table
 from remix_pipeline.servers import ServerChangedError
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"

@@ -28,7 +28,7 @@ from remix_pipeline.ledger.records import (
 )
 from remix_pipeline.ledger.schema import attempts_table, events_table, media_table
 from remix_pipeline.ledger.transitions import NO_VIOLATION, Step
-from remix_pipeline.requests import VariantRequest
+from remix_pipeline.request_table import VariantRequest
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -31,7 +31,7 @@ from remix_pipeline.ledger.records import (
     AttemptState,
 )
 from remix_pipeline.ledger.schema import attempts_table, events_table
-from remix_pipeline.requests import VariantRequest
+from remix_pipeline.request_table import VariantRequest
 
 
 class Step(StrEnum):

@@ -10,7 +10,7 @@ from remix_pipeline.definitions.metadata import RemixMetadataSet, attempt_metada
 from remix_pipeline.definitions.sensors.completion import TICK_BUDGET_SECONDS
 from remix_pipeline.definitions.sensors.fanout import FanoutCursor
 from remix_pipeline.definitions.session import ExperimentSession
-from remix_pipeline.requests import read_request_table
+from remix_pipeline.request_table import read_request_table
 
 
 def fanout_tick(settings, instance, cursor: str | None) -> dg.SensorResult:

@@ -12,7 +12,7 @@ from remix_pipeline.definitions import ExperimentSession, build_experiment_defin
 from remix_pipeline.definitions.headless import HeadlessRunner
 from remix_pipeline.definitions.sensors import RANGE_END_TAG, RANGE_START_TAG
 from remix_pipeline.ledger import AttemptState
-from remix_pipeline.requests import read_request_table
+from remix_pipeline.request_table import read_request_table
 from tests.served import served_process
 
 from .conftest import SAMPLE_ROWS, write_table
@@ -177,6 +177,6 @@ def test_completion_events_carry_the_attempts_history_from_intent_to_its_end(
 
     history = data.asset_events[0].metadata["history"].value
     lines = history.splitlines()[2:]  # the markdown table's rows, after its header
-    assert [line.split("|")[3].strip() for line in lines][0] == "intent"
+    assert lines[0].split("|")[3].strip() == "intent"
     assert lines[-1].split("|")[3].strip() == "completed"
     assert any("submitted" in line for line in lines)

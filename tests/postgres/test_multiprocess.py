@@ -25,7 +25,7 @@ from remix_pipeline.definitions.headless import HeadlessRunner
 from remix_pipeline.definitions.sensors import RANGE_END_TAG, RANGE_START_TAG
 from remix_pipeline.ledger import Ledger
 from remix_pipeline.lineage import read_lineage
-from remix_pipeline.requests import read_request_table
+from remix_pipeline.request_table import read_request_table
 
 from ..definitions.conftest import project, remix_jobs, write_service_settings, write_table
 from . import multiprocess_job

@@ -12,7 +12,7 @@ from remix_pipeline.lineage import build_lineage_frame, status_counts, write_par
 from remix_pipeline.manifest import MANIFEST_FILE_NAME, build_manifest, write_manifest_atomically
 from remix_pipeline.previews import variant_matrix_metadata
 from remix_pipeline.report import write_report
-from remix_pipeline.requests import read_request_table
+from remix_pipeline.request_table import read_request_table
 
 PREVIEW_COLUMNS = ["key", "attempt", "source_video_id", "variant", "status", "video_id"]
 

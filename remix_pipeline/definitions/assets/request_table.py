@@ -5,7 +5,7 @@ import dagster as dg
 from remix_pipeline.definitions.metadata import table_metadata
 from remix_pipeline.definitions.session import ExperimentSession
 from remix_pipeline.definitions.specs import asset_attributes
-from remix_pipeline.requests import TableUnreadableError, read_request_table
+from remix_pipeline.request_table import TableUnreadableError, read_request_table
 
 
 def build_request_table_asset(session: ExperimentSession) -> dg.AssetsDefinition:

@@ -19,7 +19,7 @@ from remix_pipeline.definitions.session import ExperimentSession
 from remix_pipeline.definitions.specs import asset_attributes
 from remix_pipeline.ledger import Ledger
 from remix_pipeline.planning import PayAgain, unpaid_requests
-from remix_pipeline.requests import VariantRequest, read_request_table
+from remix_pipeline.request_table import VariantRequest, read_request_table
 from remix_pipeline.servers import ServerChangedError
 from remix_pipeline.submission import Action, Outcome, submit_variants
 
