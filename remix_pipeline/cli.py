@@ -3,8 +3,66 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class _Command:
+    """A subcommand; its module is imported when the parser is built, not at import."""
+
+    name: str
+    help: str
+    module: str
+    add_arguments: str
+    handler: str
+
+    def register(self, commands: argparse._SubParsersAction) -> None:
+        module = importlib.import_module(self.module)
+        cmd = commands.add_parser(self.name, help=self.help)
+        getattr(module, self.add_arguments)(cmd)
+        cmd.set_defaults(handler=getattr(module, self.handler))
+
+
+_COMMANDS = (
+    _Command(
+        "run",
+        "Run the experiment headless: submit, wait, download, write the lineage.",
+        "remix_pipeline.console",
+        "add_run_arguments",
+        "run_command",
+    ),
+    _Command(
+        "serve",
+        "Serve the embedded Videos API over HTTP.",
+        "remix_pipeline.service.server",
+        "add_serve_arguments",
+        "serve_command",
+    ),
+    _Command(
+        "lineage",
+        "Print the lineage table, or trace a video back to its source.",
+        "remix_pipeline.console",
+        "add_lineage_arguments",
+        "lineage_command",
+    ),
+    _Command(
+        "validate",
+        "Check a request table: exit 0 if valid, 1 if rows are bad, 2 if unreadable.",
+        "remix_pipeline.cli",
+        "_add_validate_arguments",
+        "_validate_command",
+    ),
+    _Command(
+        "check-server",
+        "Probe a Videos API server or gateway and print what works through it.",
+        "remix_pipeline.server_check",
+        "add_check_arguments",
+        "check_command",
+    ),
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -13,57 +71,13 @@ def _parser() -> argparse.ArgumentParser:
         description="Fan out Videos API remix jobs from a table of prompt variants.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for register in _COMMANDS:
-        register(commands)
+    for command in _COMMANDS:
+        command.register(commands)
     return parser
 
 
-def _register_serve(commands: argparse._SubParsersAction) -> None:
-    from remix_pipeline.service.server import add_serve_arguments, serve_command
-
-    cmd = commands.add_parser("serve", help="Serve the embedded Videos API over HTTP.")
-    add_serve_arguments(cmd)
-    cmd.set_defaults(handler=serve_command)
-
-
-def _register_run(commands: argparse._SubParsersAction) -> None:
-    from remix_pipeline.console import add_run_arguments, run_command
-
-    cmd = commands.add_parser(
-        "run", help="Run the experiment headless: submit, wait, download, write the lineage."
-    )
-    add_run_arguments(cmd)
-    cmd.set_defaults(handler=run_command)
-
-
-def _register_lineage(commands: argparse._SubParsersAction) -> None:
-    from remix_pipeline.console import add_lineage_arguments, lineage_command
-
-    cmd = commands.add_parser(
-        "lineage", help="Print the lineage table, or trace a video back to its source."
-    )
-    add_lineage_arguments(cmd)
-    cmd.set_defaults(handler=lineage_command)
-
-
-def _register_check(commands: argparse._SubParsersAction) -> None:
-    from remix_pipeline.server_check import add_check_arguments, check_command
-
-    cmd = commands.add_parser(
-        "check-server",
-        help="Probe a Videos API server or gateway and print what works through it.",
-    )
-    add_check_arguments(cmd)
-    cmd.set_defaults(handler=check_command)
-
-
-def _register_validate(commands: argparse._SubParsersAction) -> None:
-    cmd = commands.add_parser(
-        "validate",
-        help="Check a request table: exit 0 if valid, 1 if rows are bad, 2 if unreadable.",
-    )
+def _add_validate_arguments(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("path", metavar="PATH", help="Request table (.csv, .parquet, .jsonl).")
-    cmd.set_defaults(handler=_validate_command)
 
 
 def _validate_command(args: argparse.Namespace) -> int:
@@ -92,15 +106,6 @@ def _validate_command(args: argparse.Namespace) -> int:
         print(str(problem), file=sys.stderr)
     print(f"invalid: {len(table.problems)} problem(s), {bad_rows} bad row(s); {summary}")
     return 1
-
-
-_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _register_run,
-    _register_serve,
-    _register_lineage,
-    _register_validate,
-    _register_check,
-]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

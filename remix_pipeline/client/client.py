@@ -70,7 +70,7 @@ from remix_pipeline.contract import (
     Order,
     Video,
     VideoList,
-    id_problem,
+    validate_id,
 )
 from remix_pipeline.version import __version__
 
@@ -735,11 +735,7 @@ def _transport_failure(
 
 
 def _checked_id(value: object, *, kind: str = "video id") -> str:
-    problem = id_problem(value, kind=kind)
-    if problem is not None:
-        raise InvalidVideoIdError(problem)
-    assert isinstance(value, str)
-    return value
+    return validate_id(value, kind=kind, error=InvalidVideoIdError)
 
 
 def _path_id(video_id: str) -> str:

@@ -37,9 +37,12 @@ def id_problem(value: object, *, kind: str = "video id") -> str | None:
     return None
 
 
-def validate_id(value: object, *, kind: str = "video id") -> str:
+def validate_id(
+    value: object, *, kind: str = "video id", error: type[InvalidIdError] = InvalidIdError
+) -> str:
+    """`value` as an id, or `error` naming its problem (the client raises its own subclass)."""
     problem = id_problem(value, kind=kind)
     if problem is not None:
-        raise InvalidIdError(problem)
+        raise error(problem)
     assert isinstance(value, str)
     return value

@@ -83,12 +83,14 @@ class Ledger:
                 conn.execute(attempts_table.insert().values(**values))
                 transitions.record_event(
                     conn,
-                    request.key,
-                    1,
-                    now,
-                    None,
-                    AttemptState.INTENT,
-                    transitions.run_detail(run_id),
+                    transitions.event_values(
+                        request.key,
+                        1,
+                        now,
+                        None,
+                        AttemptState.INTENT,
+                        transitions.run_detail(run_id),
+                    ),
                 )
                 return to_attempt(queries.row(conn, request.key, 1))
         except sa.exc.IntegrityError:
@@ -158,12 +160,14 @@ class Ledger:
             )
             transitions.record_event(
                 conn,
-                key,
-                number,
-                now,
-                None,
-                AttemptState.INTENT,
-                f"retry of attempt {latest.attempt}",
+                transitions.event_values(
+                    key,
+                    number,
+                    now,
+                    None,
+                    AttemptState.INTENT,
+                    f"retry of attempt {latest.attempt}",
+                ),
             )
             return to_attempt(queries.row(conn, key, number))
 
@@ -172,7 +176,9 @@ class Ledger:
         with writing(self._engine) as conn:
             state = transitions.require(queries.row(conn, key, attempt, lock=True), Step.SEND)
             transitions.update(conn, key, attempt, sent_at=sent_at)
-            transitions.record_event(conn, key, attempt, sent_at, state, state, "sent")
+            transitions.record_event(
+                conn, transitions.event_values(key, attempt, sent_at, state, state, "sent")
+            )
 
     def mark_submitted(
         self, key: str, attempt: int, video: Video, *, now: float, adopted: bool = False
@@ -216,7 +222,10 @@ class Ledger:
             row = queries.row(conn, key, attempt, lock=True)
             state = transitions.require(row, Step.MARK_UNKNOWN)
             transitions.update(conn, key, attempt, state=AttemptState.UNKNOWN.value)
-            transitions.record_event(conn, key, attempt, now, state, AttemptState.UNKNOWN, reason)
+            transitions.record_event(
+                conn,
+                transitions.event_values(key, attempt, now, state, AttemptState.UNKNOWN, reason),
+            )
             return to_attempt(queries.row(conn, key, attempt))
 
     def update_video(self, key: str, attempt: int, video: Video, *, now: float) -> Attempt:

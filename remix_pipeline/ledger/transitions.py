@@ -95,18 +95,9 @@ def event_values(
     }
 
 
-def record_event(
-    conn: Connection,
-    key: str,
-    attempt: int,
-    at: float,
-    from_state: AttemptState | None,
-    to_state: AttemptState,
-    detail: str | None,
-) -> None:
-    conn.execute(
-        events_table.insert().values(**event_values(key, attempt, at, from_state, to_state, detail))
-    )
+def record_event(conn: Connection, values: dict[str, Any]) -> None:
+    """Append one step (`event_values`) to the attempt's history."""
+    conn.execute(events_table.insert().values(**values))
 
 
 def run_detail(run_id: str | None) -> str | None:
@@ -175,7 +166,9 @@ def claim(
         adopted=adopted,
     )
     how = "adopted orphan" if adopted else "submitted"
-    record_event(conn, key, attempt, now, state, AttemptState.SUBMITTED, f"{how} {video.id}")
+    record_event(
+        conn, event_values(key, attempt, now, state, AttemptState.SUBMITTED, f"{how} {video.id}")
+    )
     if video.is_terminal:
         finish(conn, key, attempt, video, now)
     return queries.to_attempt(queries.row(conn, key, attempt))
@@ -195,7 +188,10 @@ def finish(conn: Connection, key: str, attempt: int, video: Video, now: float) -
     if video.status is VideoStatus.COMPLETED:
         update(conn, key, attempt, state=AttemptState.COMPLETED.value, finished_at=now)
         record_event(
-            conn, key, attempt, now, AttemptState.SUBMITTED, AttemptState.COMPLETED, video.id
+            conn,
+            event_values(
+                key, attempt, now, AttemptState.SUBMITTED, AttemptState.COMPLETED, video.id
+            ),
         )
         return
     code = video.error.code if video.error else "failed"
@@ -222,4 +218,6 @@ def fail(
         error_message=message,
         finished_at=now,
     )
-    record_event(conn, key, attempt, now, state, AttemptState.FAILED, f"{code}: {message}")
+    record_event(
+        conn, event_values(key, attempt, now, state, AttemptState.FAILED, f"{code}: {message}")
+    )

@@ -7,6 +7,46 @@ from pathlib import Path
 
 import pandas as pd
 
+__all__ = [
+    "CHARACTERS",
+    "CREATE",
+    "DEFAULT_EXPERIMENT",
+    "EDIT",
+    "EXPERIMENT",
+    "EXTEND",
+    "IMAGE_SUFFIXES",
+    "INPUT_REFERENCE",
+    "KNOWN_COLUMNS",
+    "LABEL_MAX_CHARS",
+    "MAX_CHARACTERS",
+    "MAX_EXTENSIONS",
+    "MAX_EXTENSION_SECONDS",
+    "MAX_REPLICATES",
+    "MAX_TOTAL_SECONDS",
+    "MODEL",
+    "OPERATION",
+    "OPERATIONS",
+    "PARAMETERS",
+    "PROMPT",
+    # Operations and their limits.
+    "REMIX",
+    "REPLICATES",
+    "REQUIRED_COLUMNS",
+    "SECONDS",
+    "SIZE",
+    # Columns.
+    "SOURCE",
+    "SOURCE_PATH",
+    "SOURCE_VARIANT",
+    "VARIANT",
+    "RequestTable",
+    "RowProblem",
+    "TableInvalidError",
+    "TableUnreadableError",
+    # What reading yields.
+    "VariantRequest",
+]
+
 SOURCE = "source_video_id"
 PROMPT = "prompt"
 VARIANT = "variant"

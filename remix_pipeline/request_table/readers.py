@@ -9,7 +9,6 @@ import io
 import json
 import math
 import os
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,11 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from remix_pipeline.contract.modes import ContractMode, allowed_values
 from remix_pipeline.request_table.model import (
     EXPERIMENT,
-    OPERATION,
-    PARAMETERS,
     PROMPT,
     REPLICATES,
     ROW,
@@ -35,28 +31,6 @@ from remix_pipeline.request_table.model import (
     TableUnreadableError,
 )
 from remix_pipeline.request_table.validate import validate_table
-
-SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
-_LENIENT = allowed_values(ContractMode.LENIENT)
-
-REQUIRED_COLUMNS: tuple[str, ...] = (SOURCE, PROMPT)
-KNOWN_COLUMNS: tuple[str, ...] = (
-    SOURCE,
-    PROMPT,
-    VARIANT,
-    EXPERIMENT,
-    REPLICATES,
-    SOURCE_VARIANT,
-    OPERATION,
-    *PARAMETERS,
-)
-DEFAULT_EXPERIMENT = "default"
-MAX_REPLICATES = 1000
-LABEL_MAX_CHARS = 200
-KEY_HASH_CHARS = 12
-KEY_SOURCE_CHARS = 48
-KEY_MAX_CHARS = 80
-KEY_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,80}")
 
 SUFFIXES: dict[str, str] = {
     ".csv": "csv",

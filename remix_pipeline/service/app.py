@@ -35,8 +35,9 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -243,23 +244,27 @@ def _limit(request: Request) -> int:
     return value
 
 
-def _order(request: Request) -> Order:
-    raw = request.query_params.get("order")
-    if raw is None:
-        return DEFAULT_ORDER
+_Choice = TypeVar("_Choice", bound=StrEnum)
+
+
+def _choice(request: Request, name: str, choices: type[_Choice], default: _Choice) -> _Choice:
+    """A query parameter that must be one of an enum's values, with the API's error when not."""
+    raw = request.query_params.get(name, default.value)
     try:
-        return Order(raw)
+        return choices(raw)
     except ValueError:
+        quoted = [f"'{choice.value}'" for choice in choices]
+        expected = f"{', '.join(quoted[:-1])} or {quoted[-1]}"
         raise invalid_request(
-            f"Invalid 'order': expected 'asc' or 'desc', but got '{raw[:40]}' instead.",
-            param="order",
+            f"Invalid '{name}': expected {expected}, but got '{raw[:40]}' instead.",
+            param=name,
             code="invalid_value",
         ) from None
 
 
 async def list_videos(request: Request) -> Response:
     state = _state(request)
-    limit, order = _limit(request), _order(request)
+    limit, order = _limit(request), _choice(request, "order", Order, DEFAULT_ORDER)
     after = request.query_params.get("after")
     if after is not None and id_problem(after) is not None:
         raise invalid_request(f"Invalid 'after': {id_problem(after)}.", param="after")
@@ -314,22 +319,9 @@ def _media_dir(config: ServiceConfig, video_id: str) -> Path:
     return config.media_cache_dir / video_id
 
 
-def _variant(request: Request) -> ContentVariant:
-    raw = request.query_params.get("variant", ContentVariant.VIDEO.value)
-    try:
-        return ContentVariant(raw)
-    except ValueError:
-        raise invalid_request(
-            f"Invalid 'variant': expected 'video', 'thumbnail' or 'spritesheet', but got "
-            f"'{raw[:40]}' instead.",
-            param="variant",
-            code="invalid_value",
-        ) from None
-
-
 async def video_content(request: Request) -> Response:
     state = _state(request)
-    variant = _variant(request)
+    variant = _choice(request, "variant", ContentVariant, ContentVariant.VIDEO)
     job = await state.job(request.path_params["video_id"])
     now = state.clock()
     status = status_at(job, now, state.timing)

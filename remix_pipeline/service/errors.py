@@ -39,27 +39,15 @@ class ApiError(Exception):
         self.headers = dict(headers or {})
 
     def response(self) -> Response:
-        return error_response(
-            self.status,
-            self.message,
-            type=self.type,
-            param=self.param,
-            code=self.code,
-            headers=self.headers,
-        )
-
-
-def error_response(
-    status: int,
-    message: str,
-    *,
-    type: str = INVALID_REQUEST,
-    param: str | None = None,
-    code: str | None = None,
-    headers: Mapping[str, str] | None = None,
-) -> Response:
-    body = {"error": {"message": message, "type": type, "param": param, "code": code}}
-    return JSONResponse(body, status_code=status, headers=dict(headers or {}))
+        body = {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+        return JSONResponse(body, status_code=self.status, headers=self.headers)
 
 
 def invalid_request(message: str, *, param: str | None = None, code: str | None = None) -> ApiError:
@@ -80,12 +68,12 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
         message = f"Invalid URL ({request.method} {request.url.path})"
-        return error_response(404, message, code="unknown_url")
+        return ApiError(404, message, code="unknown_url").response()
     if exc.status_code == 405:
         message = f"Method {request.method} is not allowed for {request.url.path}."
         headers = {**(exc.headers or {}), **_allow(request)}
-        return error_response(405, message, code="method_not_allowed", headers=headers)
-    return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
+        return ApiError(405, message, code="method_not_allowed", headers=headers).response()
+    return ApiError(exc.status_code, str(exc.detail), headers=exc.headers).response()
 
 
 def _allow(request: Request) -> dict[str, str]:

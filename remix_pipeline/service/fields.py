@@ -13,24 +13,24 @@ from remix_pipeline.contract.models import CHARACTER_NAME_MAX_CHARS
 from remix_pipeline.service.bodies import Body, UploadedFile
 from remix_pipeline.service.errors import ApiError, invalid_request
 
+# In the order they are tried: a bool is an int too.
+_TYPE_NAMES: tuple[tuple[type, str], ...] = (
+    (type(None), "null"),
+    (bool, "a boolean"),
+    (int, "an integer"),
+    (float, "a decimal"),
+    (str, "a string"),
+    (list, "an array"),
+    (dict, "an object"),
+    (UploadedFile, "a file"),
+)
+
 
 def type_name(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a decimal"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, UploadedFile):
-        return "a file"
+    """How the API's error messages name a value's JSON type."""
+    for kind, name in _TYPE_NAMES:
+        if isinstance(value, kind):
+            return name
     return type(value).__name__
 
 

@@ -20,7 +20,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from remix_pipeline.service.errors import SERVER_ERROR, ApiError, error_response
+from remix_pipeline.service.errors import SERVER_ERROR, ApiError
 from remix_pipeline.service.faults import FaultInjector, Garbling, garbled
 from remix_pipeline.service.stats import ServiceStats
 
@@ -158,9 +158,9 @@ class Gateway:
             if started:
                 raise
             logger.exception("unhandled error in %s", operation)
-            response = error_response(
+            response = ApiError(
                 500, "The server had an error while processing your request.", type=SERVER_ERROR
-            )
+            ).response()
             await response(scope, receive, send_counted)
             return
         if dropped:
