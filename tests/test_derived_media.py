@@ -109,7 +109,7 @@ async def test_a_server_that_ignores_variant_gets_images_derived_and_marked(tmp_
             path = Path(media[variant.value].path)
             assert derived_media.holds_expected_media(path, variant), path
             assert hashlib.sha256(path.read_bytes()).hexdigest() == media[variant.value].sha256
-    frame = ledger.attempts_frame()
+    frame = ledger.lineage_columns().to_pandas()
     assert frame["thumbnail_derived"].all() and not frame["video_derived"].any()
 
 

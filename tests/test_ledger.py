@@ -97,7 +97,7 @@ def test_record_intent_twice_returns_the_existing_attempt_unchanged(ledger: Ledg
     first = intent(ledger)
     again = ledger.record_intent(request(), table_hash="e" * 64, run_id="run-2", now=99.0)
     assert again == first
-    assert len(ledger.attempts_frame()) == 1
+    assert ledger.lineage_columns().num_rows == 1
 
 
 def test_record_intents_writes_a_batch_and_keeps_existing_attempts(ledger: Ledger) -> None:
@@ -393,12 +393,12 @@ def test_media_for_an_unknown_attempt_is_refused(ledger: Ledger) -> None:
         ledger.record_media([MediaRecord("nope", 1, "video", "/x", "a" * 64, 1)])
 
 
-def test_attempts_frame_has_every_attempt_with_media_wide(ledger: Ledger) -> None:
+def test_lineage_columns_have_every_attempt_with_media_wide(ledger: Ledger) -> None:
     created = intent(ledger)
     ledger.mark_failed(created.key, 1, code="x", message="y", now=12.0)
     ledger.start_retry(created.key, run_id="run-2", now=13.0)
     ledger.record_media([MediaRecord(created.key, 2, "video", "/v.mp4", "a" * 64, 10)])
-    frame = ledger.attempts_frame()
+    frame = ledger.lineage_columns().to_pandas()
     assert list(frame["attempt"]) == [1, 2]
     for variant in MEDIA_VARIANTS:
         assert {f"{variant}_path", f"{variant}_sha256", f"{variant}_bytes"} <= set(frame.columns)
@@ -407,8 +407,8 @@ def test_attempts_frame_has_every_attempt_with_media_wide(ledger: Ledger) -> Non
     assert frame["video_path"].isna().tolist() == [True, False]
 
 
-def test_attempts_frame_of_an_empty_ledger_has_the_media_columns(ledger: Ledger) -> None:
-    frame = ledger.attempts_frame()
+def test_lineage_columns_of_an_empty_ledger_have_the_media_columns(ledger: Ledger) -> None:
+    frame = ledger.lineage_columns().to_pandas()
     assert len(frame) == 0
     assert "spritesheet_sha256" in frame.columns
 
@@ -491,7 +491,7 @@ def race_threads_to_record_one_intent(ledger: Ledger) -> None:
     for thread in threads:
         thread.join()
     assert len({(r.key, r.attempt, r.run_id) for r in results}) == 1
-    assert len(ledger.attempts_frame()) == 1
+    assert ledger.lineage_columns().num_rows == 1
 
 
 def _claim_all(url: str, worker: int, count: int, start: Any, wins: Any) -> None:
@@ -547,16 +547,16 @@ def test_two_processes_racing_to_claim_the_same_videos_each_win_each_video_once(
     race_processes_to_claim_the_same_videos(f"sqlite:///{db}")
 
 
-def test_attempts_frame_reads_100k_attempts_in_bulk(
+def test_lineage_columns_read_100k_attempts_in_bulk(
     ledger: Ledger, record_property: pytest.RecordProperty
 ) -> None:
     batch = [request(f"prompt {i}", row=i + 1) for i in range(100_000)]
     ledger.record_intents(batch, table_hash=TABLE_HASH, run_id="run-1", now=1.0)
     started = time.perf_counter()
-    frame = ledger.attempts_frame()
+    frame = ledger.lineage_columns().to_pandas()
     seconds = time.perf_counter() - started
-    record_property("attempts_frame_100k_seconds", round(seconds, 2))
-    print(f"attempts_frame: {len(frame)} rows in {seconds:.2f} s")
+    record_property("lineage_columns_100k_seconds", round(seconds, 2))
+    print(f"lineage_columns: {len(frame)} rows in {seconds:.2f} s")
     assert len(frame) == 100_000
     assert frame["key"].is_unique
     assert set(frame["state"]) == {"intent"}

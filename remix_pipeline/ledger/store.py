@@ -17,6 +17,7 @@ from remix_pipeline.contract import Video
 from remix_pipeline.ledger import queries, transitions
 from remix_pipeline.ledger.engine import open_engine, reading, writing
 from remix_pipeline.ledger.errors import LedgerError, UnknownAttemptError, VideoAlreadyClaimedError
+from remix_pipeline.ledger.frames import lineage_columns
 from remix_pipeline.ledger.queries import CHUNK, to_attempt
 from remix_pipeline.ledger.records import (
     CARRIED_FIELDS,
@@ -31,7 +32,7 @@ from remix_pipeline.ledger.transitions import NO_VIOLATION, Step
 from remix_pipeline.request_table import VariantRequest
 
 if TYPE_CHECKING:
-    import pandas as pd
+    import pyarrow as pa
 
 
 class Ledger:
@@ -473,12 +474,9 @@ class Ledger:
                         found[(row.key, row.attempt)].append(queries.to_event(row))
         return found
 
-    def attempts_frame(self) -> pd.DataFrame:
-        """Every attempt with its media as wide columns (see `frames.attempts_frame`)."""
-        from remix_pipeline.ledger.frames import attempts_frame
-
-        with reading(self._engine) as conn:
-            return attempts_frame(conn)
+    def lineage_columns(self, experiment: str | None = None) -> pa.Table:
+        """Every attempt with its Video fields and media as columns (`frames`)."""
+        return lineage_columns(self._engine.url, experiment)
 
     # Plumbing ----------------------------------------------------------------------------
 

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
-from remix_pipeline.ledger import AttemptState, Ledger, LedgerError, VideoAlreadyClaimedError
+from remix_pipeline.ledger import (
+    MEDIA_VARIANTS,
+    AttemptState,
+    Ledger,
+    LedgerError,
+    MediaRecord,
+    VideoAlreadyClaimedError,
+)
+from remix_pipeline.lineage import build_lineage_frame
 
 from ..test_ledger import (
     TABLE_HASH,
@@ -62,3 +72,41 @@ def test_two_processes_racing_to_claim_the_same_videos_each_win_each_video_once(
     postgres_url: str,
 ) -> None:
     race_processes_to_claim_the_same_videos(postgres_url)
+
+
+def record_every_kind_of_attempt(ledger: Ledger) -> None:
+    """Attempts in every state, a retry, a failed video, media with a derived file."""
+    waiting = ledger.record_intent(request("a", row=1), table_hash=TABLE_HASH, run_id="r", now=1)
+    flying = ledger.record_intent(request("b", row=2), table_hash=TABLE_HASH, run_id="r", now=1)
+    done = ledger.record_intent(request("c", row=3), table_hash=TABLE_HASH, run_id="r", now=1)
+    retried = ledger.record_intent(request("d", row=4), table_hash=TABLE_HASH, run_id="r", now=1)
+    ledger.mark_unknown(waiting.key, 1, reason="reset", now=2.0)
+    ledger.mark_submitted(flying.key, 1, video("video_b"), now=2.5)
+    ledger.mark_submitted(done.key, 1, video("video_c", status="completed"), now=3.25)
+    ledger.record_media(
+        [
+            MediaRecord(
+                done.key, 1, variant, f"/m/{variant}", "e" * 64, 7, derived=variant != "video"
+            )
+            for variant in MEDIA_VARIANTS
+        ]
+    )
+    failure = {"error": {"code": "moderation_blocked", "message": "no"}}
+    ledger.mark_submitted(retried.key, 1, video("video_d1", status="failed", **failure), now=4)
+    ledger.start_retry(retried.key, run_id="r2", now=5.0)
+
+
+def test_postgresql_and_sqlite_ledgers_give_the_same_lineage_table(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    frames = []
+    for url in (postgres_url, f"sqlite:///{tmp_path / 'ledger.db'}"):
+        with Ledger(url) as ledger:
+            record_every_kind_of_attempt(ledger)
+            frames.append(build_lineage_frame(ledger))
+    on_postgres, on_sqlite = frames
+
+    pd.testing.assert_frame_equal(on_postgres, on_sqlite)
+    assert list(on_sqlite["state"]) == ["unknown", "submitted", "completed", "failed", "intent"]
+    assert on_sqlite["error_code"].iloc[3] == "moderation_blocked"
+    assert on_sqlite["thumbnail_derived"].iloc[2] and not on_sqlite["video_derived"].iloc[2]
