@@ -602,3 +602,19 @@ def test_a_ledger_of_an_older_version_gains_the_new_columns_and_keeps_its_rows(t
     assert ledger.assign_server("embedded", recorded=None) == 1
     assert ledger.get("k.1", 1).server == "embedded"
     Ledger.for_path(path)  # opening it again changes nothing
+
+
+def test_servers_in_flight_names_each_server_holding_a_running_job_once(ledger: Ledger) -> None:
+    for prompt, server, status in [
+        ("a", "http://one", "queued"),
+        ("b", "http://one", "in_progress"),
+        ("c", "http://two", "completed"),
+        ("d", "embedded", "queued"),
+    ]:
+        made = ledger.record_intent(
+            request(prompt), table_hash=TABLE_HASH, run_id=None, now=1.0, server=server
+        )
+        ledger.mark_submitted(made.key, 1, video(f"video_{prompt}", status=status), now=2.0)
+    ledger.record_intent(request("e"), table_hash=TABLE_HASH, run_id=None, now=1.0, server="x")
+
+    assert ledger.servers_in_flight() == {"http://one", "embedded"}

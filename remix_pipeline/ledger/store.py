@@ -443,6 +443,20 @@ class Ledger:
         """Attempts whose server job is running: the completion sensor polls these."""
         return self._where(attempts_table.c.state == AttemptState.SUBMITTED.value)
 
+    def servers_in_flight(self) -> set[str]:
+        """The servers that hold jobs still running (one narrow read, no attempts built)."""
+        with reading(self._engine) as conn:
+            rows = conn.execute(
+                sa.select(attempts_table.c.server)
+                .distinct()
+                .where(
+                    attempts_table.c.state == AttemptState.SUBMITTED.value,
+                    attempts_table.c.video_id.is_not(None),
+                    attempts_table.c.server.is_not(None),
+                )
+            )
+            return set(rows.scalars())
+
     def finished_unreported(self) -> list[Attempt]:
         """Terminal attempts (completed or failed) not yet reported to Dagster."""
         return self._where(
