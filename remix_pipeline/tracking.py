@@ -144,12 +144,11 @@ async def poll_in_flight(
     # commit the changed ones in chunks (a crash between chunks only means a poll again).
     for start in range(0, len(changed), POLL_WRITES_PER_COMMIT):
         chunk = changed[start : start + POLL_WRITES_PER_COMMIT]
-        for updated in ledger.update_videos(
+        report.finished += ledger.update_videos(
             [(a.key, a.attempt, video) for a, video in chunk], now=now
-        ):
+        )
+        for _ in chunk:  # one pass per job written, so a kill can land mid-poll
             crash_point("tracking.polled")
-            if updated.is_terminal:
-                report.finished.append(updated)
     return report
 
 
