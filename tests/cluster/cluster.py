@@ -49,6 +49,19 @@ SOURCES = ("video_src_dunes", "video_src_harbor", "video_src_forest")
 UNFINISHED_RUNS = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
 
 
+def write_table(path: Path, variants: int, experiment: str) -> dict[str, tuple[str, str]]:
+    """A request table of `variants` distinct remix variants; returns variant -> (source,
+    prompt), the pair a remix job at the service is counted by."""
+    rows, prompts = [], {}
+    for i in range(variants):
+        source = SOURCES[i % len(SOURCES)]
+        prompt = f"Cluster variation number {i} of {source}"
+        rows.append(f"{source},v{i},{prompt},{experiment},1\n")
+        prompts[f"v{i}"] = (source, prompt)
+    path.write_text(TABLE_HEADER + "".join(rows))
+    return prompts
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -184,14 +197,7 @@ class Cluster:
         return sa.create_engine(self.url("postgres"), isolation_level="AUTOCOMMIT")
 
     def _write_table(self) -> None:
-        rows = []
-        self.prompts.clear()
-        for i in range(self.settings.variants):
-            source = SOURCES[i % len(SOURCES)]
-            prompt = f"Cluster variation number {i} of {source}"
-            rows.append(f"{source},v{i},{prompt},{self.settings.name},1\n")
-            self.prompts[f"v{i}"] = (source, prompt)
-        self.table.write_text(TABLE_HEADER + "".join(rows))
+        self.prompts = write_table(self.table, self.settings.variants, self.settings.name)
 
     def grow_table(self, variants: int) -> None:
         """Append variants to the table, as a user does while the cluster runs (written to a
@@ -495,10 +501,11 @@ class Cluster:
     def kill_worker_mid_submission(self, seconds: float = 120) -> str:
         """SIGKILL the worker running a submission step once it has recorded intents and
         before it has finished, and start a replacement, as a supervisor would."""
+        before = self.ledger_attempts()  # a later wave's step must record its own
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             name = self.submission_step_worker()
-            if name and self.ledger_attempts() > 0:
+            if name and self.ledger_attempts() > before:
                 worker = next(w for w in self.workers if w.name == name)
                 worker.kill()
                 self.workers.remove(worker)
