@@ -170,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         variants=args.variants or (200 if args.full else 40),
         workers=args.workers,
         requests_per_minute=600 if args.full else 300,
-        visibility_timeout=30 if args.full else 15,
+        visibility_timeout=30 if args.full else 20,
+        media_scale=None if args.full else 0.1,
     )
     cluster: Cluster | None = None
     try:

@@ -82,6 +82,7 @@ class ClusterSettings:
     run_seconds: float = 1.0  # how long the service's jobs take
     requests_per_minute: int | None = None  # slows the submission step so a kill lands in it
     visibility_timeout: int = 30  # seconds before an unacknowledged step is redelivered
+    media_scale: float | None = None  # smaller videos render faster at the service
     name: str = "chaos"
 
 
@@ -284,6 +285,11 @@ class Cluster:
                 "--queued-seconds=0.2",
                 f"--run-seconds={self.settings.run_seconds}",
                 "--poll-after-ms=200",
+                *(
+                    [f"--media-scale={self.settings.media_scale}"]
+                    if self.settings.media_scale
+                    else []
+                ),
             ],
             env,
         )

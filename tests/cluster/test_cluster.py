@@ -22,7 +22,9 @@ def test_cluster_survives_a_worker_kill_and_a_daemon_kill(
     tmp_path: Path, postgres_server_url: str, redis_url: str
 ) -> None:
     tmp_path.chmod(0o755)
-    settings = ClusterSettings(variants=VARIANTS, requests_per_minute=300, visibility_timeout=15)
+    settings = ClusterSettings(
+        variants=VARIANTS, requests_per_minute=300, visibility_timeout=20, media_scale=0.1
+    )
     cluster = Cluster(tmp_path / "cluster", postgres_server_url, redis_url, settings)
     random.seed(VARIANTS)
     try:
