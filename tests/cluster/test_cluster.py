@@ -9,6 +9,7 @@ The full matrix (200 variants, every chaos case twice) is `python -m tests.clust
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -34,6 +35,7 @@ def test_cluster_survives_a_worker_kill_and_a_daemon_kill(
         cluster.stop()
     counts = report.counts
     assert counts is not None
+    print(f"CLUSTER {json.dumps(report.as_dict())}")  # the figures docs/reliability.md quotes
     assert [case["case"] for case in report.cases] == [
         "worker SIGKILL mid-submission",
         "daemon SIGKILL mid-tick, restarted",
