@@ -12,6 +12,7 @@ WORKLOADS: dict[str, str] = {
     "5": "Lineage table from the ledger",
     "6": "Rate-limit utilisation",
     "7": "Service alone",
+    "9": "Cluster against one process",
 }
 
 

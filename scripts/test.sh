@@ -32,6 +32,18 @@ if [ -z "${REMIX_PIPELINE_TEST_POSTGRES_URL:-}" ]; then
         echo "PostgreSQL not available: its tests will skip" >&2
     fi
 fi
+# A throwaway Redis on loopback, the Celery broker of the cluster test (tests/cluster/): under
+# CI it must start; elsewhere the cluster test skips without it.
+if [ -z "${REMIX_PIPELINE_TEST_REDIS_URL:-}" ]; then
+    if REMIX_PIPELINE_TEST_REDIS_URL="$(bash scripts/redis.sh)"; then
+        export REMIX_PIPELINE_TEST_REDIS_URL
+    elif [ -n "${CI:-}" ]; then
+        exit 1
+    else
+        unset REMIX_PIPELINE_TEST_REDIS_URL
+        echo "Redis not available: the cluster test will skip" >&2
+    fi
+fi
 # Headless Chromium for the report's browser tests: always checked under CI, where those
 # tests must run; elsewhere a failed install only makes them skip with a reason.
 if [ -n "${CI:-}" ]; then

@@ -51,3 +51,34 @@ def test_the_deploy_doc_names_every_file_in_deploy() -> None:
     doc = (ROOT / "docs" / "deploy.md").read_text()
     for path in DEPLOY.glob("*.yaml"):
         assert f"deploy/{path.name}" in doc
+
+
+def test_cluster_instance_passes_dagsters_own_schema(monkeypatch: pytest.MonkeyPatch) -> None:
+    """deploy/cluster/dagster.yaml is the file the cluster test copies into DAGSTER_HOME."""
+    monkeypatch.setenv("DAGSTER_PG_URL", "postgresql+psycopg2://u:p@127.0.0.1:5432/d")
+    config, _ = dagster_instance_config(str(DEPLOY / "cluster"))
+    assert "postgres_url" in config["storage"]["postgres"]
+    assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    assert config["run_monitoring"]["enabled"] is True
+    assert config["run_monitoring"]["max_runtime_seconds"] > 0
+    assert config["run_retries"]["enabled"] is True
+    assert config["concurrency"]["pools"]["default_limit"] >= 1
+
+
+def test_cluster_celery_config_passes_the_executors_schema(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`dagster-celery worker start -y deploy/cluster/celery.yaml` validates it this way."""
+    from dagster_celery.cli import get_validated_config
+
+    monkeypatch.setenv("DAGSTER_CELERY_BROKER_URL", "redis://127.0.0.1:1/0")
+    monkeypatch.setenv("DAGSTER_CELERY_BACKEND_URL", "redis://127.0.0.1:1/0")
+    config = get_validated_config(str(DEPLOY / "cluster" / "celery.yaml"))
+    assert config["broker"] == "redis://127.0.0.1:1/0"
+    assert config["config_source"]["task_acks_late"] is True
+
+
+def test_the_deploy_doc_names_the_cluster_files() -> None:
+    doc = (ROOT / "docs" / "deploy.md").read_text()
+    for path in (DEPLOY / "cluster").glob("*.yaml"):
+        assert f"deploy/cluster/{path.name}" in doc
