@@ -37,7 +37,7 @@ import sqlalchemy as sa
 import yaml
 
 from remix_pipeline.ledger import AttemptState, Ledger
-from remix_pipeline.requests import read_request_table
+from remix_pipeline.request_table import read_request_table
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
