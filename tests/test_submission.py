@@ -23,6 +23,7 @@ from remix_pipeline.submission import (
     Outcome,
     submit_variants,
 )
+from tests.support.jobs import listed_remix_prompts
 
 SOURCE = "video_src_harbor"
 
@@ -90,7 +91,7 @@ async def after_the_listing_grace() -> None:
 
 async def remix_jobs(config: ServiceConfig) -> list[str]:
     async with VideosClient.from_settings(ClientSettings(), embedded=config) as client:
-        return [v.prompt or "" async for v in client.list() if v.remixed_from_video_id]
+        return await listed_remix_prompts(client)
 
 
 async def test_dropped_responses_are_adopted_and_nothing_is_paid_twice(tmp_path):

@@ -20,13 +20,14 @@ from urllib.parse import quote
 import pandas as pd
 import pytest
 
+from tests.support.browser import Browser
+
 from ..definitions.test_code_location import (
     REPO,
     DagsterDev,
     run_sample_checkout,
     serving_ui,
 )
-from .conftest import Browser
 
 BIN = Path(sys.executable).parent
 

@@ -31,8 +31,14 @@ from remix_pipeline.client import (
     VideosClient,
 )
 from remix_pipeline.contract import InvalidIdError
-
-from .client_fakes import MARKER_KEY, Recorder, error_json, fake_client, fast_settings, video_json
+from tests.support.fakes import (
+    MARKER_KEY,
+    Recorder,
+    error_json,
+    fake_client,
+    fast_settings,
+    video_json,
+)
 
 HOSTILE_IDS = [
     "../x",

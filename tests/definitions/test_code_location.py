@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import write_service_settings
+from tests.support.projects import write_service_settings
 
 REPO = Path(__file__).resolve().parents[2]
 DAGSTER = Path(sys.executable).parent / "dagster"

@@ -20,7 +20,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from ..needs import missing
+from tests.support.needs import missing
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "postgres.sh"
