@@ -21,8 +21,7 @@ import pandas as pd
 import pytest
 
 from tests.support.browser import Browser
-
-from ..definitions.test_code_location import (
+from tests.support.dagster_ui import (
     REPO,
     DagsterDev,
     run_sample_checkout,
