@@ -23,25 +23,8 @@ from remix_pipeline.submission import (
     Outcome,
     submit_variants,
 )
+from tests.support.builders import SOURCE, requests
 from tests.support.jobs import listed_remix_prompts
-
-SOURCE = "video_src_harbor"
-
-
-def requests(count: int) -> list[VariantRequest]:
-    return [
-        VariantRequest(
-            key=variant_key(SOURCE, f"prompt {i}", 1),
-            source_video_id=SOURCE,
-            prompt=f"prompt {i}",
-            prompt_sha256="0" * 64,
-            variant=f"v{i}",
-            experiment="t",
-            replicate=1,
-            row_number=i + 1,
-        )
-        for i in range(count)
-    ]
 
 
 def service(tmp_path: Path, **faults: object) -> ServiceConfig:

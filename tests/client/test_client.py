@@ -31,6 +31,7 @@ from remix_pipeline.client import (
     VideosClient,
 )
 from remix_pipeline.contract import InvalidIdError
+from tests.support.builders import HOSTILE_IDS
 from tests.support.fakes import (
     MARKER_KEY,
     Recorder,
@@ -39,28 +40,6 @@ from tests.support.fakes import (
     fast_settings,
     video_json,
 )
-
-HOSTILE_IDS = [
-    "../x",
-    "..",
-    "a/b",
-    "/etc/passwd",
-    "%2e%2e",
-    "%2F",
-    "video_1?variant=x",
-    "video_1#frag",
-    "",
-    " ",
-    " video_1",
-    "video_1\n",
-    "video\x00_1",
-    "video\t1",
-    "x" * 5000,
-    "vidéo",
-    "video 1",
-    "-leading-dash",
-    "a\\b",
-]
 
 
 def answers(*responses: httpx.Response | Exception) -> Recorder:
