@@ -53,7 +53,6 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.support import gateway as support
 from tests.support.gateway import (
     COMPLETION_MODEL,
     DROPPING,
@@ -64,13 +63,14 @@ from tests.support.gateway import (
     Gateway,
     GatewayConfig,
     GatewayPool,
+    find_litellm_python,
 )
 
 
 @pytest.fixture(scope="session")
 def litellm_python() -> str:
     """The interpreter of the venv holding LiteLLM (skip, or fail under CI, without one)."""
-    return support.find_litellm_python()
+    return find_litellm_python()
 
 
 @pytest.fixture(scope="session")
