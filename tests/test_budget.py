@@ -21,17 +21,8 @@ from remix_pipeline.definitions.session import ExperimentSession
 from remix_pipeline.experiment import ExperimentSettings
 from remix_pipeline.planning import unpaid_requests
 from remix_pipeline.request_table import read_request_table
-
-from .definitions.conftest import (
-    SAMPLE_ROWS,
-    instance,
-    project,
-    remix_jobs,
-    settings,
-    write_table,
-)
-
-__all__ = ["instance", "project", "settings"]
+from tests.support.jobs import remix_jobs
+from tests.support.projects import SAMPLE_ROWS, write_table
 
 # harbor and forest: sora-2 1280x720 4 s ($0.40); city: sora-2 8 s ($0.80);
 # dunes: sora-2-pro 1280x720 4 s ($1.20).

@@ -23,8 +23,7 @@ from remix_pipeline.service import ServiceConfig, embedded_transport
 from remix_pipeline.service.media import MediaSpec, render_media
 from remix_pipeline.submission import submit_variants
 from remix_pipeline.tracking import download_media, poll_in_flight
-
-from .test_submission import requests
+from tests.support.builders import requests
 
 
 @pytest.fixture(scope="module")

@@ -14,10 +14,6 @@ from remix_pipeline.manifest import build_manifest, read_manifest, write_manifes
 from remix_pipeline.request_table import read_request_table
 from remix_pipeline.version import __version__
 
-from .definitions.conftest import instance, project, settings
-
-__all__ = ["instance", "project", "settings"]
-
 
 def test_manifest_names_the_server_without_credentials_and_no_key(tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_BASE_URL", "https://user:hunter2@videos.example.test/v1")

@@ -25,8 +25,7 @@ from remix_pipeline.previews import (
     variant_matrix_markdown,
 )
 from remix_pipeline.service.media import MediaSpec, render_media
-
-from .test_report import frame_of, lineage_row
+from tests.support.builders import frame_of, lineage_row
 
 DATA_URI = re.compile(r"data:image/webp;base64,([A-Za-z0-9+/=]+)")
 LONG_ID = "video_" + "9c599c4340f217e649b3b1b581693553" * 4

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from remix_pipeline.lineage import LINEAGE_COLUMNS
 from remix_pipeline.previews import variant_matrix_markdown
 from remix_pipeline.report import (
     LAYOUT_CARDS,
@@ -18,17 +17,7 @@ from remix_pipeline.report import (
     variant_matrix,
     write_report,
 )
-
-
-def lineage_row(**values: object) -> dict[str, object]:
-    row: dict[str, object] = dict.fromkeys(LINEAGE_COLUMNS)
-    row.update(attempt=1, replicate=1, state="completed", status="completed", experiment="t")
-    row.update(values)
-    return row
-
-
-def frame_of(*rows: dict[str, object]) -> pd.DataFrame:
-    return pd.DataFrame.from_records(list(rows), columns=list(LINEAGE_COLUMNS))
+from tests.support.builders import frame_of, lineage_row
 
 
 def sample_frame(media: Path) -> pd.DataFrame:

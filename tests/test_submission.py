@@ -23,24 +23,8 @@ from remix_pipeline.submission import (
     Outcome,
     submit_variants,
 )
-
-SOURCE = "video_src_harbor"
-
-
-def requests(count: int) -> list[VariantRequest]:
-    return [
-        VariantRequest(
-            key=variant_key(SOURCE, f"prompt {i}", 1),
-            source_video_id=SOURCE,
-            prompt=f"prompt {i}",
-            prompt_sha256="0" * 64,
-            variant=f"v{i}",
-            experiment="t",
-            replicate=1,
-            row_number=i + 1,
-        )
-        for i in range(count)
-    ]
+from tests.support.builders import SOURCE, requests
+from tests.support.jobs import listed_remix_prompts
 
 
 def service(tmp_path: Path, **faults: object) -> ServiceConfig:
@@ -90,7 +74,7 @@ async def after_the_listing_grace() -> None:
 
 async def remix_jobs(config: ServiceConfig) -> list[str]:
     async with VideosClient.from_settings(ClientSettings(), embedded=config) as client:
-        return [v.prompt or "" async for v in client.list() if v.remixed_from_video_id]
+        return await listed_remix_prompts(client)
 
 
 async def test_dropped_responses_are_adopted_and_nothing_is_paid_twice(tmp_path):

@@ -14,9 +14,9 @@ from remix_pipeline.ledger import AttemptState, Ledger
 from remix_pipeline.service import ServiceConfig
 from remix_pipeline.submission import submit_variants
 from remix_pipeline.tracking import MEDIA_VARIANTS, download_media, poll_in_flight
+from tests.support.builders import requests
 
 from .test_ledger import request, video
-from .test_submission import requests
 
 
 async def completed_ledger(tmp_path: Path, client: VideosClient, count: int) -> Ledger:

@@ -5,11 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from remix_pipeline.definitions.headless import HeadlessRunner
-
-from ..definitions.conftest import SAMPLE_ROWS, instance, project, settings, write_table
-from .conftest import Browser
-
-__all__ = ["instance", "project", "settings"]
+from tests.support.browser import Browser
+from tests.support.projects import SAMPLE_ROWS, write_table
 
 FAILING_ROW = "video_src_nowhere,ghost,Remix a video that does not exist,t,1"
 

@@ -20,13 +20,13 @@ from urllib.parse import quote
 import pandas as pd
 import pytest
 
-from ..definitions.test_code_location import (
+from tests.support.browser import Browser
+from tests.support.dagster_ui import (
     REPO,
     DagsterDev,
     run_sample_checkout,
     serving_ui,
 )
-from .conftest import Browser
 
 BIN = Path(sys.executable).parent
 

@@ -6,8 +6,7 @@ import asyncio
 from collections.abc import Callable
 
 from remix_pipeline.contract import VideoStatus
-
-from .conftest import Embedded
+from tests.support.embedded import Embedded
 
 SOURCE = "video_src_harbor"
 

@@ -31,30 +31,15 @@ from remix_pipeline.client import (
     VideosClient,
 )
 from remix_pipeline.contract import InvalidIdError
-
-from .client_fakes import MARKER_KEY, Recorder, error_json, fake_client, fast_settings, video_json
-
-HOSTILE_IDS = [
-    "../x",
-    "..",
-    "a/b",
-    "/etc/passwd",
-    "%2e%2e",
-    "%2F",
-    "video_1?variant=x",
-    "video_1#frag",
-    "",
-    " ",
-    " video_1",
-    "video_1\n",
-    "video\x00_1",
-    "video\t1",
-    "x" * 5000,
-    "vidéo",
-    "video 1",
-    "-leading-dash",
-    "a\\b",
-]
+from tests.support.builders import HOSTILE_IDS
+from tests.support.fakes import (
+    MARKER_KEY,
+    Recorder,
+    error_json,
+    fake_client,
+    fast_settings,
+    video_json,
+)
 
 
 def answers(*responses: httpx.Response | Exception) -> Recorder:

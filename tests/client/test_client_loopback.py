@@ -22,9 +22,9 @@ from remix_pipeline.client import (
     VideosClient,
 )
 from remix_pipeline.service import FaultConfig, ServiceConfig, create_app
-
-from .client_fakes import fast_settings
-from .conftest import LoopbackServer
+from tests.support.fakes import fast_settings
+from tests.support.jobs import listed_remix_prompts
+from tests.support.servers import LoopbackServer
 
 SOURCE = "video_src_harbor"
 ServeApp = Callable[[Any], LoopbackServer]
@@ -49,7 +49,7 @@ async def service_stats(server: LoopbackServer) -> dict[str, Any]:
 
 async def remix_jobs(server: LoopbackServer) -> list[str]:
     async with client_for(server) as client:
-        return [v.prompt or "" async for v in client.list() if v.remixed_from_video_id == SOURCE]
+        return await listed_remix_prompts(client, SOURCE)
 
 
 async def test_dropped_remix_response_is_outcome_unknown_and_creates_one_job(

@@ -11,8 +11,7 @@ import pytest
 
 from remix_pipeline.client import InvalidArgumentError, OutcomeUnknownError
 from remix_pipeline.service import FaultConfig
-
-from .conftest import Embedded
+from tests.support.embedded import Embedded
 
 SOURCE = "video_src_harbor"
 

@@ -22,10 +22,9 @@ from remix_pipeline.client import (
 )
 from remix_pipeline.contract import ContentVariant, Video, VideoStatus
 from remix_pipeline.service import FaultConfig
-
-from .client_fakes import MARKER_KEY
-from .conftest import Embedded
-from .test_client import HOSTILE_IDS
+from tests.support.builders import HOSTILE_IDS
+from tests.support.embedded import Embedded
+from tests.support.fakes import MARKER_KEY
 
 SOURCE = "video_src_harbor"
 

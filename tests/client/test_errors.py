@@ -20,8 +20,7 @@ from remix_pipeline.client.errors import (
     status_error_class,
 )
 from remix_pipeline.contract import Video
-
-from .client_fakes import video_json
+from tests.support.fakes import video_json
 
 
 @pytest.mark.parametrize(

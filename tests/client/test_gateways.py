@@ -29,8 +29,7 @@ from remix_pipeline.client.gateways import (
 from remix_pipeline.client.responses import status_error
 from remix_pipeline.client.retry import server_delay
 from remix_pipeline.contract import id_problem
-
-from .client_fakes import Recorder, fake_client, video_json
+from tests.support.fakes import Recorder, fake_client, video_json
 
 DEPLOYMENT = "654d90523b836bdf6400bffb1b93b2e5a436934012a2dc710178095db624feb8"
 LITELLM_HEADERS = {"x-litellm-version": "1.108.7", "x-litellm-call-id": "c0ffee"}

@@ -15,8 +15,7 @@ from remix_pipeline.client.errors import (
 )
 from remix_pipeline.client.responses import parse_model, read_capped, status_error
 from remix_pipeline.contract import Video
-
-from .client_fakes import video_json
+from tests.support.fakes import video_json
 
 
 class CountingStream(httpx.AsyncByteStream):

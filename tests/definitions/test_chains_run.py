@@ -8,8 +8,8 @@ import pandas as pd
 from remix_pipeline.definitions.headless import HeadlessRunner
 from remix_pipeline.experiment import ExperimentSettings
 from remix_pipeline.lineage import read_lineage, trace
-
-from .conftest import remix_jobs, write_service_settings
+from tests.support.jobs import remix_jobs
+from tests.support.projects import write_service_settings
 
 HEADER = "source_video_id,variant,prompt,source_variant\n"
 

@@ -18,8 +18,8 @@ import pandas as pd
 from remix_pipeline.definitions.headless import HeadlessRunner
 from remix_pipeline.experiment import ExperimentSettings
 from remix_pipeline.lineage import read_lineage
-
-from .conftest import SAMPLE_ROWS, remix_jobs, write_service_settings, write_table
+from tests.support.jobs import remix_jobs
+from tests.support.projects import SAMPLE_ROWS, write_service_settings, write_table
 
 
 def run(settings: ExperimentSettings, instance: dg.DagsterInstance) -> pd.DataFrame:

@@ -7,11 +7,12 @@ process) configured to misbehave in one way; counts are taken in the service's o
 from __future__ import annotations
 
 import os
-import sqlite3
 import subprocess
 from pathlib import Path
 
-from tests.served import REMIX_PIPELINE, served_process
+from tests.support.jobs import remix_jobs_in
+from tests.support.projects import write_service_settings
+from tests.support.servers import REMIX_PIPELINE, served_process
 
 TABLE = (
     "source_video_id,variant,prompt\n"
@@ -28,9 +29,7 @@ def run(project: Path, base_url: str | None, *options: str) -> subprocess.Comple
     if base_url is not None:
         env["OPENAI_BASE_URL"] = base_url
     # The embedded service of this project runs fast jobs too.
-    home = project / ".remix-pipeline"
-    home.mkdir(exist_ok=True)
-    (home / "service.json").write_text('{"queued_seconds": 0.05, "run_seconds": 0.3}')
+    write_service_settings(project / ".remix-pipeline")
     return subprocess.run(
         [str(REMIX_PIPELINE), "run", "--table", "requests.csv", *options],
         cwd=project,
@@ -43,8 +42,7 @@ def run(project: Path, base_url: str | None, *options: str) -> subprocess.Comple
 
 
 def remix_jobs(db: Path) -> list[str]:
-    with sqlite3.connect(db) as conn:
-        return [row[0] for row in conn.execute("SELECT prompt FROM videos WHERE kind = 'remix'")]
+    return [prompt for _source, prompt in remix_jobs_in(db)]
 
 
 def project_in(tmp_path: Path) -> Path:

@@ -11,8 +11,7 @@ from remix_pipeline.definitions.headless import HeadlessRunner
 from remix_pipeline.definitions.keys import RETRY_FAILED_TAG
 from remix_pipeline.experiment import ExperimentSettings
 from remix_pipeline.lineage import read_lineage
-
-from .conftest import write_service_settings
+from tests.support.projects import write_service_settings
 
 
 def test_refresh_retries_failed_generations_and_the_lineage_keeps_every_attempt(

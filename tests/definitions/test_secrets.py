@@ -17,7 +17,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from ..served import CommandRun, Served, run_against, served_process
+from tests.support.servers import CommandRun, Served, run_against, served_process
 
 REPO = Path(__file__).resolve().parents[2]
 TABLE = """\

@@ -13,9 +13,8 @@ from remix_pipeline.definitions.headless import HeadlessRunner
 from remix_pipeline.definitions.sensors import RANGE_END_TAG, RANGE_START_TAG
 from remix_pipeline.ledger import AttemptState
 from remix_pipeline.request_table import read_request_table
-from tests.served import served_process
-
-from .conftest import SAMPLE_ROWS, write_table
+from tests.support.projects import SAMPLE_ROWS, write_table
+from tests.support.servers import served_process
 
 
 @pytest.fixture

@@ -16,8 +16,7 @@ from remix_pipeline.experiment import ExperimentSettings
 from remix_pipeline.ledger import engine as ledger_engine
 from remix_pipeline.manifest import build_manifest
 from remix_pipeline.planning import listing_grace_seconds
-
-from .conftest import write_table
+from tests.support.projects import write_table
 
 VARIANTS = 300
 

@@ -20,8 +20,7 @@ import pandas as pd
 import pytest
 
 from remix_pipeline.lineage import LINEAGE_COLUMNS, TIME_COLUMNS
-
-from .test_code_location import run_sample_checkout, serving_ui
+from tests.support.dagster_ui import run_sample_checkout, serving_ui
 
 BIN = Path(sys.executable).parent
 TABLE = """\

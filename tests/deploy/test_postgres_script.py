@@ -10,7 +10,6 @@ import hashlib
 import os
 import pwd
 import shutil
-import socket
 import stat
 import subprocess
 import tempfile
@@ -20,7 +19,8 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from ..needs import missing
+from tests.support.needs import missing
+from tests.support.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "postgres.sh"
@@ -36,12 +36,6 @@ def _preconditions() -> None:
         missing("there is no `postgres` user: install PostgreSQL from Debian packages")
     if not glob.glob("/usr/lib/postgresql/*/bin/initdb") and not shutil.which("initdb"):
         missing("PostgreSQL is not installed: `bash scripts/postgres.sh` installs it")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _postgres_can_enter(path: Path) -> bool:
@@ -114,7 +108,7 @@ def _current_database(url: str) -> str:
 
 
 def test_the_script_starts_connects_repeats_and_stops_its_cluster(clone: Path) -> None:
-    port = _free_port()
+    port = free_port()
     first = _run(clone, port=port)
     assert first.returncode == 0, first.stderr
     assert "could not change directory" not in first.stderr

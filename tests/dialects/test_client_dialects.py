@@ -9,8 +9,8 @@ import pytest
 from remix_pipeline.client import Deviation
 from remix_pipeline.client.gateways import Gateway, is_gateway_encoded, same_video
 from remix_pipeline.contract import VideoStatus
-
-from .conftest import MakeConfig, client_for, until
+from tests.support.embedded import client_for, until
+from tests.support.servers import MakeConfig
 
 SOURCE = "video_src_harbor"
 

@@ -2,7 +2,7 @@
 tests/gateway/test_litellm_facts.py pins, reproduced offline by the imitation.
 
 The ids are read with the same decoder the facts use on the real proxy's ids
-(`tests.gateway.proxy`), so the two are held to one definition.
+(`tests.support.litellm_proxy`), so the two are held to one definition.
 """
 
 from __future__ import annotations
@@ -17,15 +17,16 @@ import pytest
 
 from remix_pipeline.service.config import FaultConfig, ServiceConfig
 from remix_pipeline.service.dialects import decode_litellm_id, encode_litellm_id
+from tests.support.embedded import raw_http
+from tests.support.servers import MakeConfig
 
-from ..gateway.proxy import (
+from ..support.litellm_proxy import (
     ENCODED_ID,
     SECURITY_HEADERS,
     VIDEO_KEYS,
     decode_video_id,
     encode_video_id,
 )
-from .conftest import MakeConfig, raw_http
 
 SOURCE = "video_src_harbor"
 LITELLM_VIDEO_KEYS = VIDEO_KEYS - {"prompt"} | {"usage"}

@@ -7,10 +7,8 @@ import pytest
 
 from remix_pipeline.definitions.headless import HeadlessRunner
 from remix_pipeline.lineage import read_lineage
-
-from ..definitions.conftest import instance, project, remix_jobs, settings, write_service_settings
-
-__all__ = ["instance", "project", "settings"]
+from tests.support.jobs import remix_jobs
+from tests.support.projects import write_service_settings
 
 
 @pytest.mark.parametrize("dialect", ["litellm", "sglang", "no-list"])

@@ -15,8 +15,7 @@ import pandas as pd
 import pytest
 
 from remix_pipeline.service.dialects import decode_litellm_id
-
-from ..served import CommandRun, Served, run_against, served_process
+from tests.support.servers import CommandRun, Served, run_against, served_process
 
 TABLE = """\
 source_video_id,variant,prompt

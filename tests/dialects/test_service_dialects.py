@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
-from .conftest import MakeConfig, raw_http
+from tests.support.embedded import raw_http
+from tests.support.servers import MakeConfig
 
 SOURCE = "video_src_harbor"
 

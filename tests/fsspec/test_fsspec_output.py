@@ -23,10 +23,6 @@ from remix_pipeline.experiment import ExperimentSettings
 from remix_pipeline.lineage import read_lineage
 from remix_pipeline.manifest import read_manifest
 
-from ..definitions.conftest import instance, project
-
-__all__ = ["instance", "project"]
-
 MEDIA = ("video", "thumbnail", "spritesheet")
 LINK = re.compile(r'(?:href|src)="([^"]+)"')
 

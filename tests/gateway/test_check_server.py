@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .conftest import Gateway
+from tests.support.gateway import Gateway
 
 REMIX_PIPELINE = Path(sys.executable).parent / "remix-pipeline"
 

@@ -24,9 +24,10 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from ..served import served_process
-from .conftest import Gateway
-from .proxy import decode_video_id, encode_video_id
+from tests.support.gateway import Gateway
+from tests.support.servers import served_process
+
+from ..support.litellm_proxy import decode_video_id, encode_video_id
 
 RAW_SOURCE = "video_src_harbor"
 CONTRACT_STATUSES = {"queued", "in_progress", "completed", "failed"}

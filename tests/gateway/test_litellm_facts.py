@@ -17,8 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import Gateway
-from .proxy import (
+from tests.support.gateway import Gateway
+
+from ..support.litellm_proxy import (
     ENCODED_ID,
     SECURITY_HEADERS,
     VIDEO_KEYS,

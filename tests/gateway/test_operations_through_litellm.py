@@ -10,8 +10,7 @@ import secrets
 from remix_pipeline.client import ClientSettings, VideosClient
 from remix_pipeline.client.gateways import upstream_id
 from remix_pipeline.contract import Video
-
-from .conftest import Gateway
+from tests.support.gateway import Gateway
 
 
 async def finished(client: VideosClient, video: Video) -> Video:

@@ -26,9 +26,8 @@ from remix_pipeline.contract import ContentVariant
 from remix_pipeline.derived_media import holds_expected_media
 from remix_pipeline.lineage import read_lineage
 from remix_pipeline.submission import UNRESOLVED_CODE
-from tests.served import CommandRun, Served, run_against
-
-from .conftest import Gateway, GatewayConfig
+from tests.support.gateway import Gateway, GatewayConfig
+from tests.support.servers import CommandRun, Served, run_against
 
 REMIX_PIPELINE = Path(sys.executable).parent / "remix-pipeline"
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "requests.csv"

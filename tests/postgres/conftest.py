@@ -6,23 +6,13 @@ reason, except under CI, where a missing server is a failure rather than a silen
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
 
-from ..needs import missing
-
-URL_VARIABLE = "REMIX_PIPELINE_TEST_POSTGRES_URL"
-
-
-def server_url() -> sa.URL:
-    url = os.environ.get(URL_VARIABLE)
-    if not url:
-        missing(f"{URL_VARIABLE} is unset: start one with `bash scripts/postgres.sh`")
-    return sa.engine.make_url(url)
+from tests.support.postgres import server_url
 
 
 @pytest.fixture

@@ -16,11 +16,9 @@ import sqlalchemy as sa
 from remix_pipeline.experiment import LEDGER_URL_ENV
 from remix_pipeline.ledger import Ledger
 from remix_pipeline.lineage import read_lineage
-
-from ..definitions.conftest import project, remix_jobs, write_service_settings, write_table
-from .test_headless import postgres_instance
-
-__all__ = ["project"]
+from tests.support.jobs import remix_jobs
+from tests.support.postgres import postgres_instance
+from tests.support.projects import write_service_settings, write_table
 
 VARIANTS = 24
 

@@ -4,27 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import dagster as dg
 import pytest
 
 from remix_pipeline.definitions.headless import HeadlessRunner
 from remix_pipeline.experiment import LEDGER_URL_ENV, ExperimentSettings
 from remix_pipeline.lineage import read_lineage
-
-from ..definitions.conftest import project, remix_jobs
-
-__all__ = ["project"]
-
-
-def postgres_instance(home: Path, url: str) -> dg.DagsterInstance:
-    # dagster-postgres's driver is psycopg2; SQLAlchemy 2.1 reads bare postgresql as psycopg 3.
-    storage_url = url.replace("postgresql:", "postgresql+psycopg2:", 1)
-    (home / "dagster.yaml").write_text(
-        f"storage:\n  postgres:\n    postgres_url: {storage_url}\n"
-        "concurrency:\n  pools:\n    default_limit: 1\n"
-        "telemetry:\n  enabled: false\n"
-    )
-    return dg.DagsterInstance.from_config(str(home))
+from tests.support.jobs import remix_jobs
+from tests.support.postgres import postgres_instance
 
 
 def test_run_and_rerun_on_postgres_pay_once_per_variant(

@@ -26,13 +26,12 @@ from remix_pipeline.definitions.sensors import RANGE_END_TAG, RANGE_START_TAG
 from remix_pipeline.ledger import Ledger
 from remix_pipeline.lineage import read_lineage
 from remix_pipeline.request_table import read_request_table
+from tests.support.jobs import remix_jobs
+from tests.support.postgres import postgres_instance
+from tests.support.projects import write_service_settings, write_table
 
-from ..definitions.conftest import project, remix_jobs, write_service_settings, write_table
 from . import multiprocess_job
 from .multiprocess_job import LEDGER_ENV, NAME, POOL, TABLE_ENV, experiment_settings
-from .test_headless import postgres_instance
-
-__all__ = ["project"]
 
 DAGSTER = Path(sys.executable).parent / "dagster"
 VARIANTS = 6

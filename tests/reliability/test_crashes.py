@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import signal
 
-from .conftest import assert_everything_once, duplicates, video_reports
+from tests.support.jobs import duplicates
+from tests.support.reliability import assert_everything_once, video_reports
 
 # (point, n): die the n-th time this process passes the point.
 CRASH_CHAIN: list[tuple[str, int]] = [

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from ..served import served_process
-from .conftest import assert_everything_once, sends_per_attempt
+from tests.support.reliability import assert_everything_once, sends_per_attempt
+from tests.support.servers import served_process
 
 VARIANTS = 60
 

@@ -10,8 +10,7 @@ import dagster as dg
 
 from remix_pipeline.definitions.headless import HeadlessRunner
 from remix_pipeline.experiment import ExperimentSettings
-
-from .conftest import video_reports
+from tests.support.reliability import video_reports
 
 
 def tick(runner: HeadlessRunner, instance: dg.DagsterInstance) -> dg.SensorResult:

@@ -11,8 +11,7 @@ import pytest
 from remix_pipeline.contract import ContentVariant, Video
 from remix_pipeline.service import create_app, media
 from remix_pipeline.service.app import DEFAULT_LIST_LIMIT
-
-from .conftest import FakeClock
+from tests.support.clock import FakeClock
 
 SOURCE = "video_src_harbor"
 ALL_KEYS = set(Video.model_fields)

@@ -105,8 +105,9 @@ from starlette.types import Receive, Scope, Send
 
 from remix_pipeline.contract import ContractMode
 from remix_pipeline.service import FaultConfig, ServiceConfig, create_app
-
-from .conftest import SPEC_PATH, FakeClock
+from tests.support.clock import FakeClock
+from tests.support.servers import FAST_IN_PROCESS
+from tests.support.spec import SPEC_PATH
 
 API_KEY = "sk-conformance"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -344,11 +345,8 @@ schema.app = SERVICE
 def service_config(tmp_path: Path, **overrides: Any) -> ServiceConfig:
     values: dict[str, Any] = {
         "db_path": tmp_path / "service.db",
-        "queued_seconds": 0.05,
-        "run_seconds": 0.3,
-        "media_scale": 0.05,
+        **FAST_IN_PROCESS,
         "media_fps": 4,
-        "poll_after_ms": 20,
         "sdk_fixtures": True,
         # The spec's enums: lenient mode also accepts the guide's 1080p sizes, whose videos
         # the spec's VideoSize would (rightly) reject.

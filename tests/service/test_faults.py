@@ -13,8 +13,8 @@ from remix_pipeline.service import FaultConfig, create_app
 from remix_pipeline.service import gateway as gateway_module
 from remix_pipeline.service.faults import FaultInjector
 from remix_pipeline.service.lifecycle import MODERATION_MESSAGE
-
-from .conftest import ConfigFactory, FakeClock
+from tests.support.clock import FakeClock
+from tests.support.servers import MakeConfig
 
 
 def _client(config, clock: FakeClock) -> httpx.AsyncClient:  # type: ignore[no-untyped-def]
@@ -28,7 +28,7 @@ async def _statuses(config, clock: FakeClock, n: int) -> list[int]:  # type: ign
 
 
 async def test_same_seed_gives_the_same_5xx_positions_and_statuses(
-    make_config: ConfigFactory, clock: FakeClock
+    make_config: MakeConfig, clock: FakeClock
 ) -> None:
     faults = {"seed": 11, "error_rate": 0.3}
     first = await _statuses(make_config(faults=faults), clock, 60)
@@ -41,7 +41,7 @@ async def test_same_seed_gives_the_same_5xx_positions_and_statuses(
 
 
 async def test_error_rate_one_answers_every_request_with_a_server_error_envelope(
-    make_config: ConfigFactory, clock: FakeClock
+    make_config: MakeConfig, clock: FakeClock
 ) -> None:
     async with _client(make_config(faults={"error_rate": 1.0}), clock) as client:
         response = await client.post("/v1/videos", json={"prompt": "a cat"})
@@ -52,7 +52,7 @@ async def test_error_rate_one_answers_every_request_with_a_server_error_envelope
 
 
 async def test_rate_limit_answers_429_with_the_exact_wait_until_a_slot_frees(
-    make_config: ConfigFactory, clock: FakeClock
+    make_config: MakeConfig, clock: FakeClock
 ) -> None:
     config = make_config(faults={"requests_per_minute": 3})
     async with _client(config, clock) as client:
@@ -75,7 +75,7 @@ async def test_rate_limit_answers_429_with_the_exact_wait_until_a_slot_frees(
 
 
 async def test_rate_limit_window_length_is_configurable(
-    make_config: ConfigFactory, clock: FakeClock
+    make_config: MakeConfig, clock: FakeClock
 ) -> None:
     config = make_config(faults={"requests_per_minute": 1, "rate_window_seconds": 2})
     async with _client(config, clock) as client:
@@ -84,7 +84,7 @@ async def test_rate_limit_window_length_is_configurable(
 
 
 async def test_latency_is_added_to_every_api_request(
-    make_config: ConfigFactory, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+    make_config: MakeConfig, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     slept: list[float] = []
     real_sleep = asyncio.sleep
@@ -102,7 +102,7 @@ async def test_latency_is_added_to_every_api_request(
 
 
 async def test_spikes_hold_a_seeded_share_of_requests_on_top_of_the_latency(
-    make_config: ConfigFactory, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+    make_config: MakeConfig, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async def held(seed: int) -> list[float]:
         slept: list[float] = []
@@ -124,7 +124,7 @@ async def test_spikes_hold_a_seeded_share_of_requests_on_top_of_the_latency(
 
 
 async def test_a_spiked_create_makes_its_job_only_after_the_hold(
-    make_config: ConfigFactory, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+    make_config: MakeConfig, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = make_config(faults={"spike_rate": 1.0, "spike_ms": 5000})
     jobs_during_hold: list[int] = []
@@ -153,7 +153,7 @@ def _garbling_of(body: bytes) -> str:
 
 
 async def test_garbled_answers_are_seeded_and_broken_in_three_ways(
-    make_config: ConfigFactory, clock: FakeClock
+    make_config: MakeConfig, clock: FakeClock
 ) -> None:
     async def garblings(seed: int) -> list[str]:
         config = make_config(faults={"seed": seed, "garble_rate": 0.5})
@@ -169,7 +169,7 @@ async def test_garbled_answers_are_seeded_and_broken_in_three_ways(
 
 
 async def test_a_garbled_remix_answer_still_made_its_job(
-    make_config: ConfigFactory, clock: FakeClock
+    make_config: MakeConfig, clock: FakeClock
 ) -> None:
     config = make_config(faults={"garble_rate": 1.0})
     async with _client(config, clock) as client:
@@ -183,7 +183,7 @@ async def test_a_garbled_remix_answer_still_made_its_job(
 
 
 async def test_moderation_term_ends_the_job_moderation_blocked_case_insensitively(
-    make_config: ConfigFactory, clock: FakeClock
+    make_config: MakeConfig, clock: FakeClock
 ) -> None:
     config = make_config(faults={"moderation_terms": ("Forbidden",)})
     async with _client(config, clock) as client:
@@ -198,7 +198,7 @@ async def test_moderation_term_ends_the_job_moderation_blocked_case_insensitivel
 
 
 async def test_failure_rate_one_ends_every_job_generation_failed(
-    make_config: ConfigFactory, clock: FakeClock
+    make_config: MakeConfig, clock: FakeClock
 ) -> None:
     async with _client(make_config(faults={"failure_rate": 1.0}), clock) as client:
         created = (await client.post("/v1/videos", json={"prompt": "a cat"})).json()
@@ -237,7 +237,7 @@ def test_a_moderation_term_does_not_shift_other_jobs_outcomes() -> None:
 
 
 async def test_dropped_create_keeps_the_job_and_fails_the_response(
-    make_config: ConfigFactory, clock: FakeClock
+    make_config: MakeConfig, clock: FakeClock
 ) -> None:
     app = create_app(make_config(faults={"drop_rate": 1.0}), clock=clock)
     transport = httpx.ASGITransport(app=app)
@@ -249,9 +249,7 @@ async def test_dropped_create_keeps_the_job_and_fails_the_response(
     assert app.state.stats.dropped["create"] == 1
 
 
-async def test_failed_requests_are_never_dropped(
-    make_config: ConfigFactory, clock: FakeClock
-) -> None:
+async def test_failed_requests_are_never_dropped(make_config: MakeConfig, clock: FakeClock) -> None:
     async with _client(make_config(faults={"drop_rate": 1.0}), clock) as client:
         response = await client.post("/v1/videos", json={"prompt": ""})
         assert response.status_code == 400

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,8 +14,8 @@ import pytest
 from remix_pipeline.cli import main
 from remix_pipeline.service import ServiceConfig, create_app
 from remix_pipeline.service.fixtures import FIXTURE_CHARACTER_ID, FIXTURE_VIDEO_ID
-
-from .conftest import ConfigFactory, FakeClock, serving
+from tests.support.clock import FakeClock
+from tests.support.servers import MakeConfig, serve_command, serving
 
 Client = httpx.AsyncClient
 VIDEO = f"/v1/videos/{FIXTURE_VIDEO_ID}"
@@ -26,7 +23,7 @@ VIDEO = f"/v1/videos/{FIXTURE_VIDEO_ID}"
 
 @pytest.fixture
 async def fixtures_client(
-    make_config: ConfigFactory, clock: FakeClock
+    make_config: MakeConfig, clock: FakeClock
 ) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(make_config(sdk_fixtures=True), clock=clock)
     transport = httpx.ASGITransport(app=app)
@@ -115,7 +112,7 @@ def test_a_fixture_deleted_before_a_restart_is_there_after_it(tmp_path: Path) ->
 
 
 def test_the_official_sdk_retrieves_deletes_and_remixes_the_fixture(
-    make_config: ConfigFactory,
+    make_config: MakeConfig,
 ) -> None:
     with serving(make_config(sdk_fixtures=True)) as (base_url, _app):
         client = openai.OpenAI(base_url=base_url, api_key="My API Key", max_retries=0)
@@ -131,13 +128,9 @@ def test_the_official_sdk_retrieves_deletes_and_remixes_the_fixture(
 
 
 def test_serve_sdk_fixtures_option_serves_the_fixed_ids(tmp_path: Path) -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "remix_pipeline.cli", "serve", "--port", "0",
-         "--db", str(tmp_path / "s.db"), "--sdk-fixtures"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "REMIX_PIPELINE_HOME": str(tmp_path)},
+    process = serve_command(
+        "--port", "0", "--db", str(tmp_path / "s.db"), "--sdk-fixtures",
+        env={"REMIX_PIPELINE_HOME": str(tmp_path)},
     )  # fmt: skip
     try:
         assert process.stdout is not None

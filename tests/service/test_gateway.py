@@ -8,14 +8,14 @@ import httpx
 import pytest
 
 from remix_pipeline.service import create_app
-
-from .conftest import ConfigFactory, FakeClock
+from tests.support.clock import FakeClock
+from tests.support.servers import MakeConfig
 
 KEY = "sk-gateway-test-key-0123456789"
 
 
 @pytest.fixture
-async def guarded(make_config: ConfigFactory, clock: FakeClock) -> AsyncIterator[httpx.AsyncClient]:
+async def guarded(make_config: MakeConfig, clock: FakeClock) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=create_app(make_config(api_key=KEY), clock=clock))
     async with httpx.AsyncClient(transport=transport, base_url="http://s") as client:
         yield client
@@ -48,7 +48,7 @@ async def test_stats_also_need_the_key(guarded: httpx.AsyncClient) -> None:
 
 
 async def test_unknown_routes_and_wrong_methods_are_counted_under_their_names(
-    make_config: ConfigFactory, clock: FakeClock
+    make_config: MakeConfig, clock: FakeClock
 ) -> None:
     app = create_app(make_config(), clock=clock)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s") as c:
@@ -58,5 +58,5 @@ async def test_unknown_routes_and_wrong_methods_are_counted_under_their_names(
     assert app.state.stats.by_operation["retrieve"] == {405: 1}
 
 
-def test_config_repr_never_shows_the_key(make_config: ConfigFactory) -> None:
+def test_config_repr_never_shows_the_key(make_config: MakeConfig) -> None:
     assert KEY not in repr(make_config(api_key=KEY))

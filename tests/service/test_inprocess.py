@@ -8,12 +8,11 @@ import httpx
 import pytest
 
 from remix_pipeline.service import default_service_config, embedded_transport
-
-from .conftest import ConfigFactory
+from tests.support.servers import MakeConfig
 
 
 async def test_dropped_response_reaches_the_client_as_a_remote_protocol_error(
-    make_config: ConfigFactory,
+    make_config: MakeConfig,
 ) -> None:
     transport = embedded_transport(make_config(faults={"drop_rate": 1.0}))
     async with httpx.AsyncClient(transport=transport, base_url="http://s") as client:
@@ -23,7 +22,7 @@ async def test_dropped_response_reaches_the_client_as_a_remote_protocol_error(
     assert listed["data"][0]["remixed_from_video_id"] == "video_src_dunes"
 
 
-async def test_embedded_transport_serves_the_contract(make_config: ConfigFactory) -> None:
+async def test_embedded_transport_serves_the_contract(make_config: MakeConfig) -> None:
     transport = embedded_transport(make_config())
     async with httpx.AsyncClient(transport=transport, base_url="http://s") as client:
         response = await client.get("/v1/videos/video_src_forest")

@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..needs import missing
+from tests.support.needs import missing
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "openai_suite.py"

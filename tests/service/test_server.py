@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -15,8 +12,7 @@ import pytest
 
 from remix_pipeline.cli import main
 from remix_pipeline.contract import ContentVariant
-
-from .conftest import ConfigFactory, serving
+from tests.support.servers import MakeConfig, serve_command, serving
 
 KEY = "sk-test-0123456789abcdefghij"
 
@@ -26,7 +22,7 @@ def _sdk(base_url: str, key: str = KEY, retries: int = 0) -> openai.OpenAI:
 
 
 @pytest.fixture
-def sdk(make_config: ConfigFactory) -> openai.OpenAI:
+def sdk(make_config: MakeConfig) -> openai.OpenAI:
     with serving(make_config(api_key=KEY)) as (base_url, _app):
         yield _sdk(base_url)
 
@@ -101,7 +97,7 @@ def test_sdk_raises_authentication_error_without_echoing_the_key(sdk: openai.Ope
 
 
 def test_sdk_raises_rate_limit_error_when_the_limit_is_reached(
-    make_config: ConfigFactory,
+    make_config: MakeConfig,
 ) -> None:
     config = make_config(faults={"requests_per_minute": 1})
     with serving(config) as (base_url, _app):
@@ -112,7 +108,7 @@ def test_sdk_raises_rate_limit_error_when_the_limit_is_reached(
     assert int(raised.value.response.headers["retry-after"]) >= 1
 
 
-def test_sdk_retry_honours_retry_after_ms_and_then_succeeds(make_config: ConfigFactory) -> None:
+def test_sdk_retry_honours_retry_after_ms_and_then_succeeds(make_config: MakeConfig) -> None:
     config = make_config(faults={"requests_per_minute": 1, "rate_window_seconds": 0.3})
     with serving(config) as (base_url, app):
         client = _sdk(base_url, retries=2)
@@ -123,7 +119,7 @@ def test_sdk_retry_honours_retry_after_ms_and_then_succeeds(make_config: ConfigF
 
 
 def test_dropped_response_over_a_socket_is_a_connection_error_but_the_job_exists(
-    make_config: ConfigFactory,
+    make_config: MakeConfig,
 ) -> None:
     with serving(make_config(faults={"drop_rate": 1.0})) as (base_url, _app):
         client = _sdk(base_url)
@@ -133,7 +129,7 @@ def test_dropped_response_over_a_socket_is_a_connection_error_but_the_job_exists
     assert newest.prompt == "the answer is lost"
 
 
-def test_poll_after_header_is_sent_on_retrieve(make_config: ConfigFactory) -> None:
+def test_poll_after_header_is_sent_on_retrieve(make_config: MakeConfig) -> None:
     with serving(make_config(poll_after_ms=123)) as (base_url, _app):
         response = httpx.get(f"{base_url}/videos/video_src_city")
     assert response.headers["openai-poll-after-ms"] == "123"
@@ -142,21 +138,11 @@ def test_poll_after_header_is_sent_on_retrieve(make_config: ConfigFactory) -> No
 # the `serve` command -------------------------------------------------------------------------
 
 
-def _serve(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "remix_pipeline.cli", "serve", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **(env or {})},
-    )
-
-
 def test_serve_prints_its_url_without_the_key_and_stops_cleanly_on_ctrl_c(
     tmp_path: Path,
 ) -> None:
     secret = "sk-serve-secret-from-the-environment"
-    process = _serve(
+    process = serve_command(
         "--port", "0", "--db", str(tmp_path / "s.db"),
         env={"REMIX_PIPELINE_SERVE_API_KEY": secret},
     )  # fmt: skip
@@ -197,7 +183,7 @@ def test_serve_on_a_busy_port_says_so_in_one_line(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        process = _serve("--port", str(port), "--db", str(tmp_path / "s.db"))
+        process = serve_command("--port", str(port), "--db", str(tmp_path / "s.db"))
         _out, err = process.communicate(timeout=20)
     assert process.returncode == 1
     assert err.strip().count("\n") == 0 and str(port) in err

@@ -24,8 +24,8 @@ from remix_pipeline.service import bodies
 from remix_pipeline.service.media import MediaSpec, render_media
 from remix_pipeline.service.store import JobStore
 from remix_pipeline.service.uploads import MAX_UPLOAD_SECONDS, nearest_size
-
-from .conftest import ConfigFactory, FakeClock, serving
+from tests.support.clock import FakeClock
+from tests.support.servers import MakeConfig, serving
 
 Client = httpx.AsyncClient
 SOURCE = "video_src_harbor"
@@ -154,7 +154,7 @@ async def test_the_edit_derives_from_the_upload_same_file_same_motion(
 
 
 async def test_model_may_be_set_with_an_upload_and_is_checked(
-    make_config: ConfigFactory, clock: FakeClock, tmp_path: Path
+    make_config: MakeConfig, clock: FakeClock, tmp_path: Path
 ) -> None:
     from remix_pipeline.contract import ContractMode
     from remix_pipeline.service import create_app
@@ -352,7 +352,7 @@ def test_nearest_size_keeps_the_aspect_ratio_first(width: int, height: int, size
 
 
 def test_sdk_edits_and_extends_an_uploaded_file_and_can_set_the_model(
-    make_config: ConfigFactory, tmp_path: Path
+    make_config: MakeConfig, tmp_path: Path
 ) -> None:
     path = tmp_path / "clip.mp4"
     path.write_bytes(_rendered_mp4(tmp_path))
@@ -378,7 +378,7 @@ def test_sdk_edits_and_extends_an_uploaded_file_and_can_set_the_model(
 
 
 def test_sdk_sees_the_400_of_an_oversized_upload_cut_off_mid_body(
-    make_config: ConfigFactory, monkeypatch: pytest.MonkeyPatch
+    make_config: MakeConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(bodies, "MAX_FILE_BYTES", 1000)
     with serving(make_config()) as (base_url, _app):

@@ -1,4 +1,5 @@
-"""Helpers shared by the client tests: recording fake servers and settings with fast backoff.
+"""Fake servers for the client tests: recording fakes, JSON bodies and settings with fast
+backoff.
 
 Fakes are used only where they are the honest tool (a server that misbehaves on purpose);
 end-to-end behaviour is tested against the real embedded service.

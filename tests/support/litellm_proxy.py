@@ -9,8 +9,9 @@ proxy's environment holds.
 
 By hand, in the foreground (Ctrl-C or SIGTERM stops it and the proxy):
 
-    UP_KEY=... MASTER_KEY=... python -m tests.gateway.proxy --python "$(bash scripts/litellm.sh)" \\
-        --upstream http://127.0.0.1:8000/v1 --upstream-key-env UP_KEY --master-key-env MASTER_KEY \\
+    UP_KEY=... MASTER_KEY=... python -m tests.support.litellm_proxy \\
+        --python "$(bash scripts/litellm.sh)" --upstream http://127.0.0.1:8000/v1 \\
+        --upstream-key-env UP_KEY --master-key-env MASTER_KEY \\
         [--num-retries 0] [--completion-model sora-2] [--port P] --dir D
 
 It prints the base URL (ending in /v1) once the proxy is ready.
@@ -363,7 +364,9 @@ def encode_video_id(fields: Mapping[str, str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.gateway.proxy", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.support.litellm_proxy", description=__doc__
+    )
     parser.add_argument("--python", required=True, help="the LiteLLM venv's interpreter")
     parser.add_argument("--upstream", required=True, help="upstream base URL, ending in /v1")
     parser.add_argument("--upstream-key-env", required=True, metavar="VAR")
