@@ -9,7 +9,7 @@
 # Settings (environment):
 #   REMIX_PIPELINE_LITELLM_VENV  venv directory (default: .remix-pipeline/litellm-venv in the repo)
 # Usage: PY=$(bash scripts/litellm.sh)
-# The tests start proxies from Python (tests/gateway/proxy.py) with that interpreter.
+# The tests start proxies from Python (tests/support/litellm_proxy.py) with that interpreter.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

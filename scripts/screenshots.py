@@ -28,8 +28,8 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from tests.browser.conftest import chromium_page  # noqa: E402
 from tests.browser.test_ui_previews import SHOW_MARKDOWN  # noqa: E402
+from tests.support.browser import chromium_page  # noqa: E402
 
 PICTURES = ("asset-graph.png", "ui-variant-matrix.png", "ui-video-partition.png", "report.png")
 IMAGES = ROOT / "docs" / "images"

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from ..needs import missing
+from tests.support.needs import missing
 
 POSTGRES_VARIABLE = "REMIX_PIPELINE_TEST_POSTGRES_URL"
 REDIS_VARIABLE = "REMIX_PIPELINE_TEST_REDIS_URL"

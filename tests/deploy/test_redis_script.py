@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ..needs import missing
+from tests.support.needs import missing
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "redis.sh"
