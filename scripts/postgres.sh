@@ -62,29 +62,14 @@ if [ -z "$BINDIR" ]; then
     BINDIR="$(find_bindir)"
 fi
 
-# As root, the cluster belongs to `postgres`; otherwise to the calling user. The command
-# runs from / because runuser and su keep the working directory, which `postgres` may not
-# be allowed to enter (initdb then fails, psql warns); every path given to it is absolute.
-as_owner() {
-    if [ "$(id -u)" -eq 0 ]; then
-        if command -v runuser >/dev/null 2>&1; then
-            (cd / && exec runuser -u postgres -- "$@")
-        else
-            (cd / && exec su postgres -s /bin/sh -c "$(printf '%q ' "$@")")
-        fi
-    else
-        "$@"
-    fi
-}
-
-# Whether the cluster's owner can enter DIR, or else its nearest existing ancestor.
-owner_can_enter() {
-    local dir="$1"
-    while [ ! -e "$dir" ]; do
-        dir="$(dirname "$dir")"
-    done
-    as_owner test -x "$dir"
-}
+# As root, the cluster belongs to `postgres` (PostgreSQL refuses to run as root); otherwise
+# to the calling user.
+OWNER=""
+if [ "$(id -u)" -eq 0 ]; then
+    OWNER="postgres"
+fi
+# shellcheck source=scripts/owner.sh
+. "$REPO/scripts/owner.sh"
 
 # The cluster directory. The default lies in the repo, which the script makes traversable
 # for `postgres` up from .remix-pipeline; above the repo it changes nothing, so when

@@ -40,21 +40,8 @@ if [ "$(id -u)" -eq 0 ] && id redis >/dev/null 2>&1; then
     OWNER="redis"
 fi
 
-as_owner() {
-    if [ -n "$OWNER" ]; then
-        (cd / && exec runuser -u "$OWNER" -- "$@")
-    else
-        "$@"
-    fi
-}
-
-owner_can_enter() {
-    local dir="$1"
-    while [ ! -e "$dir" ]; do
-        dir="$(dirname "$dir")"
-    done
-    as_owner test -x "$dir"
-}
+# shellcheck source=scripts/owner.sh
+. "$REPO/scripts/owner.sh"
 
 if [ -n "${REMIX_PIPELINE_REDIS_DIR:-}" ]; then
     case "$REMIX_PIPELINE_REDIS_DIR" in

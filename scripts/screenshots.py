@@ -29,21 +29,11 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from tests.browser.test_ui_previews import SHOW_MARKDOWN  # noqa: E402
-from tests.support.browser import chromium_page  # noqa: E402
+from tests.support.browser import HEADLESS_FLAGS, chromium_page  # noqa: E402
 
 PICTURES = ("asset-graph.png", "ui-variant-matrix.png", "ui-video-partition.png", "report.png")
 IMAGES = ROOT / "docs" / "images"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-]
+CHROMIUM_FLAGS = [*HEADLESS_FLAGS, "--hide-scrollbars"]
 
 
 def free_port() -> int:

@@ -47,7 +47,8 @@ def _clone_in(parent: Path) -> Path:
     """A minimal clone: the script finds its repo from its own path."""
     clone = parent / "clone"
     (clone / "scripts").mkdir(parents=True)
-    shutil.copy2(SCRIPT, clone / "scripts" / "postgres.sh")
+    for name in ("postgres.sh", "owner.sh"):
+        shutil.copy2(SCRIPT.parent / name, clone / "scripts" / name)
     return clone
 
 

@@ -17,7 +17,8 @@ from typing import Any
 import httpx
 from websockets.sync.client import ClientConnection, connect
 
-CHROMIUM_FLAGS = (
+# Headless on this machine: its closed network refuses Chromium's background connections.
+HEADLESS_FLAGS = (
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
@@ -26,8 +27,8 @@ CHROMIUM_FLAGS = (
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
-    "--remote-debugging-port=0",
 )
+CHROMIUM_FLAGS = (*HEADLESS_FLAGS, "--remote-debugging-port=0")
 
 
 def chromium_path() -> str | None:
