@@ -20,6 +20,10 @@ import tracemalloc
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TOP_ALLOCATIONS = 25
 
@@ -48,12 +52,14 @@ def _profiled(call: Callable[[], object], out: Path) -> float:
 
 
 def _allocations(call: Callable[[], object], out: Path) -> None:
-    """Run `call` under tracemalloc; write its peak and the top allocation sites at the end."""
+    """Run `call` under tracemalloc; write its peak and the allocation sites of what it
+    returns and leaves behind (the snapshot is taken with the result still alive)."""
     tracemalloc.start(8)
-    call()
+    result = call()
     _, peak = tracemalloc.get_traced_memory()
     snapshot = tracemalloc.take_snapshot()
     tracemalloc.stop()
+    del result
     lines = [f"tracemalloc peak during the call: {peak / 2**20:.0f} MiB", ""]
     for stat in snapshot.statistics("lineno")[:TOP_ALLOCATIONS]:
         lines.append(f"{stat.size / 2**20:8.1f} MiB  {stat.count:>9} blocks  {stat.traceback}")
@@ -71,9 +77,12 @@ def profile_tick(count: int, where: Path) -> None:
 
     where.mkdir(parents=True, exist_ok=True)
     with ServedService(ServiceSettings(job_seconds=3600.0), where / "server") as service:
-        started = time.perf_counter()
-        prepare(service.url, count, where)
-        print(f"prepared {count} jobs in {time.perf_counter() - started:.0f} s", flush=True)
+        # A directory workload 3 left behind (`--workdir`) is profiled as it is: its server
+        # database still holds the jobs (an hour long) and its ledger the attempts.
+        if not (where / "ledger.db").exists():
+            started = time.perf_counter()
+            prepare(service.url, count, where)
+            print(f"prepared {count} jobs in {time.perf_counter() - started:.0f} s", flush=True)
         os.environ[URL_ENV] = service.url
         os.environ["DAGSTER_HOME"] = str(where / "dagster_home")
         ensure_dagster_home()
@@ -95,6 +104,60 @@ def profile_tick(count: int, where: Path) -> None:
             _allocations(tick, where / f"tick-{count}.alloc.txt")
 
 
+def _status_mib(field: str) -> float:
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def lineage_steps(path: Path, out: Path) -> None:
+    """The lineage build step by step, with the memory each step holds and peaks at.
+
+    tracemalloc sees Python objects only; pandas keeps strings in Arrow buffers, which it
+    does not see, so the process's RSS and high-water mark are written beside it."""
+    import sqlite3
+
+    import pyarrow as pa
+
+    from remix_pipeline.ledger import Ledger
+    from remix_pipeline.lineage import _video_fields, build_lineage_frame
+
+    lines = [
+        f"{'step':<44}{'s':>7}{'py peak':>10}{'RSS':>8}{'HWM':>8}{'arrow':>8}  (MiB)",
+    ]
+    held: list[object] = []
+
+    def step(name: str, call: Callable[[], object]) -> object:
+        tracemalloc.reset_peak()
+        started = time.perf_counter()
+        result = call()
+        seconds = time.perf_counter() - started
+        _, peak = tracemalloc.get_traced_memory()
+        held.append(result)
+        lines.append(
+            f"{name:<44}{seconds:>7.2f}{peak / 2**20:>10.0f}{_status_mib('VmRSS'):>8.0f}"
+            f"{_status_mib('VmHWM'):>8.0f}{pa.total_allocated_bytes() / 2**20:>8.0f}"
+        )
+        return result
+
+    tracemalloc.start(1)
+    step("(start)", lambda: None)
+    with sqlite3.connect(path) as db:
+        step("sqlite3 fetchall attempts (reference)", db.execute("SELECT * FROM attempts").fetchall)
+        held.clear()
+    with Ledger.for_path(path) as ledger:
+        frame = cast("pd.DataFrame", step("Ledger.attempts_frame", ledger.attempts_frame))
+        step("_video_fields (json.loads per row)", lambda: _video_fields(frame))
+        held.clear()
+        frame = frame.iloc[:0]
+        step("(after dropping them)", lambda: None)
+        step("build_lineage_frame (whole)", lambda: build_lineage_frame(ledger))
+    tracemalloc.stop()
+    out.write_text("\n".join(lines) + "\n")
+
+
 def profile_lineage(count: int, where: Path) -> None:
     from benchmarks.lineage_build import fill
     from remix_pipeline.ledger import Ledger
@@ -106,12 +169,13 @@ def profile_lineage(count: int, where: Path) -> None:
         started = time.perf_counter()
         fill(path, count)
         print(f"filled {count} attempts in {time.perf_counter() - started:.0f} s", flush=True)
+    # The memory steps first, while this process holds nothing else.
+    lineage_steps(path, where / f"lineage-{count}.steps.txt")
     with Ledger.for_path(path) as ledger:
         seconds = _profiled(
             lambda: build_lineage_frame(ledger), where / f"lineage-{count}.profile.txt"
         )
         print(f"profiled build: {seconds:.1f} s", flush=True)
-        _allocations(lambda: build_lineage_frame(ledger), where / f"lineage-{count}.alloc.txt")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
