@@ -9,7 +9,9 @@ of the sweep, run again at N) and the server-bound limit, both measured in the s
 from __future__ import annotations
 
 import functools
+import math
 import statistics
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +35,7 @@ class Measured:
     completed: int
     failed: int
     dagster_runs: int | None = None
+    error: str = ""  # why the contender did not finish (its row says so; the others stand)
 
     def at(self, n: int) -> float:
         """Wall time for n variants; linear in the sample size for the sequential patterns."""
@@ -50,17 +53,26 @@ def _measure(
     workdir: Path,
     repeats: int,
 ) -> Measured:
+    """The contender's median over `repeats`; a contender that raises is a Measured with its
+    error, so one contender's failure (an SDK timing out on a loaded machine) does not lose
+    the others' figures of the same run."""
     seconds: list[float] = []
     status: list[float] = []
     outcome = None
-    for repeat in range(repeats):
-        where = workdir / f"{name}-{repeat}"
-        with ServedService(settings, where / "server") as service:
-            outcome = run(service.url, rows, where / "client")
-            requests = service.status_requests()
-        seconds.append(outcome.seconds)  # type: ignore[attr-defined]
-        ended = outcome.completed  # type: ignore[attr-defined]
-        status.append(requests / ended if ended else float("nan"))
+    try:
+        for repeat in range(repeats):
+            where = workdir / f"{name}-{repeat}"
+            with ServedService(settings, where / "server") as service:
+                outcome = run(service.url, rows, where / "client")
+                requests = service.status_requests()
+            seconds.append(outcome.seconds)  # type: ignore[attr-defined]
+            ended = outcome.completed  # type: ignore[attr-defined]
+            status.append(requests / ended if ended else float("nan"))
+    except Exception as exc:
+        traceback.print_exc()
+        nan = float("nan")
+        error = f"{type(exc).__name__}: {str(exc)[:160]}"
+        return Measured(name, len(rows), nan, None, 0, 0, error=error)
     assert outcome is not None
     return Measured(
         name=name,
@@ -114,7 +126,7 @@ def end_to_end(plan: Plan, workdir: Path, report: Report) -> None:
         floor_seconds = by_name["floor"].at(n)
         limit_seconds = by_name["limit"].at(n)
         pipeline_seconds = by_name["pipeline"].at(n)
-        if job_seconds == plan.job_durations[-1]:
+        if job_seconds == plan.job_durations[-1] and not by_name["floor"].error:
             report.floor_seconds[n] = floor_seconds
         for m in results:
             extrapolated = m.sample != n
@@ -126,6 +138,8 @@ def end_to_end(plan: Plan, workdir: Path, report: Report) -> None:
             if m.name == "floor":
                 note += f"; {report.best_floor.describe()}"
             note += f"; {m.completed} completed, {m.failed} failed of {m.sample}"
+            if m.error:
+                note = f"did not finish: {m.error}"
             speed = ratio(m.at(n), pipeline_seconds, "pipeline") if m.name != "pipeline" else ""
             ratios = [
                 ratio(m.at(n), floor_seconds, "floor"),
@@ -137,7 +151,7 @@ def end_to_end(plan: Plan, workdir: Path, report: Report) -> None:
                     "1",
                     f"{LABELS[m.name]}, {tag}",
                     str(n),
-                    m.at(n),
+                    None if m.error else m.at(n),
                     "s wall" + (" (extrapolated)" if extrapolated else ""),
                     "; ".join(filter(None, ratios)),
                     note,
@@ -156,6 +170,8 @@ def end_to_end(plan: Plan, workdir: Path, report: Report) -> None:
                 )
             )
         report.findings.extend(_targets(tag, by_name, n))
+        if by_name["pipeline"].error:
+            continue
         runs = by_name["pipeline"].dagster_runs or 0
         report.dagster_runs[n] = runs
         report.add(
@@ -171,7 +187,9 @@ def end_to_end(plan: Plan, workdir: Path, report: Report) -> None:
         )
 
 
-def _verdict(ok: bool) -> str:
+def _verdict(ok: bool, *values: float) -> str:
+    if any(math.isnan(v) for v in values):
+        return "not measured"
     return "met" if ok else "NOT met"
 
 
@@ -185,12 +203,13 @@ def _targets(tag: str, by_name: dict[str, Measured], n: int) -> list[str]:
         f"{tag}, {n} variants: pipeline {p_seconds:.1f} s, tuned floor {floor.at(n):.1f} s, "
         f"server-bound limit {limit.at(n):.1f} s, (d) AsyncOpenAI {gathered.at(n):.1f} s",
         f"{tag}: pipeline / tuned floor = {p_seconds / floor.at(n):.2f} (target at most 1.3: "
-        f"{_verdict(p_seconds <= 1.3 * floor.at(n))})",
+        f"{_verdict(p_seconds <= 1.3 * floor.at(n), p_seconds, floor.at(n))})",
         f"{tag}: pipeline / server-bound limit = {p_seconds / limit.at(n):.2f} (target at most "
-        f"2: {_verdict(p_seconds <= 2 * limit.at(n))}); tuned floor / limit = "
+        f"2: {_verdict(p_seconds <= 2 * limit.at(n), p_seconds, limit.at(n))}); "
+        "tuned floor / limit = "
         f"{floor.at(n) / limit.at(n):.2f}",
         f"{tag}: pipeline / (d) AsyncOpenAI = {p_seconds / gathered.at(n):.2f} (target below 1: "
-        f"{_verdict(p_seconds < gathered.at(n))})",
+        f"{_verdict(p_seconds < gathered.at(n), p_seconds, gathered.at(n))})",
         f"{tag}: (c) 3 threads / pipeline = {threads.at(n) / p_seconds:.1f}; status requests "
         f"per video {p_status:.2f} for the pipeline vs {d_status:.2f} for (d)",
     ]

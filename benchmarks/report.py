@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from benchmarks.plan import FloorSetting
@@ -50,7 +51,7 @@ def _number(value: float) -> str:
 
 
 def ratio(value: float | None, baseline: float | None, what: str) -> str:
-    if value is None or not baseline:
+    if value is None or not baseline or math.isnan(value) or math.isnan(baseline):
         return ""
     return f"{value / baseline:.2f}x {what}"
 
