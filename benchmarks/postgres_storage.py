@@ -61,12 +61,14 @@ def fresh_database(url: str) -> Iterator[str]:
     try:
         with admin.cursor() as cursor:
             cursor.execute(f'CREATE DATABASE "{name}"')
-        # dagster-postgres's driver is psycopg2; SQLAlchemy 2.1 reads a bare postgresql://
-        # as psycopg 3, which is not installed.
-        fresh = make_url(url).set(database=name, drivername="postgresql+psycopg2")
-        yield fresh.render_as_string(hide_password=False)
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        try:
+            # dagster-postgres's driver is psycopg2; SQLAlchemy 2.1 reads a bare
+            # postgresql:// as psycopg 3, which is not installed.
+            fresh = make_url(url).set(database=name, drivername="postgresql+psycopg2")
+            yield fresh.render_as_string(hide_password=False)
+        finally:
+            with admin.cursor() as cursor:
+                cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         admin.close()
 
