@@ -1,8 +1,11 @@
 """What a user would write instead of the pipeline, each doing the same work: remix every
 variant, wait for every job to end, download the three media files of each completed one.
 
-- `floor`: a minimal asyncio + httpx script; everything submitted at once, status read in
-  bulk from newest-first list pages once per poll interval. Nothing can be much faster.
+- `floor`: a minimal asyncio + httpx script with no ledger and no Dagster, only the HTTP
+  work; everything submitted at once, status read in bulk from newest-first list pages once
+  per poll interval. Its pool, concurrency and event loop are a `FloorSetting`; the
+  harness sweeps a small grid of them and takes the fastest as the floor
+  (`benchmarks/floor_sweep.py`).
 - `sdk_sequential`: the official SDK as its docs show it, remix then `videos.poll`, one
   video at a time.
 - `sdk_threads`: the same with three threads (OpenAI's own sora tool submits three at a time).
@@ -12,23 +15,25 @@ variant, wait for every job to end, download the three media files of each compl
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import openai
 
+from benchmarks.plan import UNTUNED, FloorSetting
 from benchmarks.variants import MEDIA, Variant
 
 # The served benchmark service takes any key; the SDK insists on having one.
 BENCH_KEY = "benchmark-key"
 TERMINAL = frozenset({"completed", "failed"})
-FLOOR_CONCURRENCY = 64
+KEEPALIVE_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -46,24 +51,46 @@ def _quiet_sdk() -> Iterator[None]:
         yield
 
 
-def floor(url: str, rows: list[Variant], out_dir: Path, poll_seconds: float = 1.0) -> Outcome:
+def floor(
+    url: str,
+    rows: list[Variant],
+    out_dir: Path,
+    poll_seconds: float = 1.0,
+    setting: FloorSetting = UNTUNED,
+) -> Outcome:
     started = time.perf_counter()
-    completed, failed = asyncio.run(_floor(url, rows, out_dir, poll_seconds))
+    if setting.uvloop:
+        import uvloop
+
+        completed, failed = uvloop.run(_floor(url, rows, out_dir, poll_seconds, setting))
+    else:
+        completed, failed = asyncio.run(_floor(url, rows, out_dir, poll_seconds, setting))
     return Outcome(completed, failed, time.perf_counter() - started)
 
 
 async def _floor(
-    url: str, rows: list[Variant], out_dir: Path, poll_seconds: float
+    url: str, rows: list[Variant], out_dir: Path, poll_seconds: float, setting: FloorSetting
 ) -> tuple[int, int]:
     limits = httpx.Limits(
-        max_connections=FLOOR_CONCURRENCY, max_keepalive_connections=FLOOR_CONCURRENCY
+        max_connections=setting.connections,
+        max_keepalive_connections=setting.connections,
+        # Below the server's keep-alive timeout (uvicorn: 5 s, httpx's default expiry too), so
+        # the client never reuses a connection the server is closing (an httpx.ReadError).
+        keepalive_expiry=KEEPALIVE_SECONDS,
     )
-    async with httpx.AsyncClient(base_url=url + "/", limits=limits, timeout=120) as http:
-        gate = asyncio.Semaphore(FLOOR_CONCURRENCY)
+    async with AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(
+                httpx.AsyncClient(base_url=url + "/", limits=limits, timeout=120)
+            )
+            for _ in range(setting.clients)
+        ]
+        turn = itertools.cycle(clients)
+        gate = asyncio.Semaphore(setting.in_flight)
 
         async def submit(row: Variant) -> str:
             async with gate:
-                response = await http.post(
+                response = await next(turn).post(
                     f"videos/{row.source_video_id}/remix", json={"prompt": row.prompt}
                 )
                 response.raise_for_status()
@@ -71,6 +98,7 @@ async def _floor(
 
         async def download(video_id: str) -> None:
             async with gate:
+                http = next(turn)
                 for variant in MEDIA:
                     response = await http.get(
                         f"videos/{video_id}/content", params={"variant": variant.value}
@@ -92,7 +120,7 @@ async def _floor(
                 params: dict[str, str | int] = {"limit": 100, "order": "desc"}
                 if after:
                     params["after"] = after
-                page = (await http.get("videos", params=params)).raise_for_status().json()
+                page = (await next(turn).get("videos", params=params)).raise_for_status().json()
                 for video in page["data"]:
                     if video["id"] not in pending:
                         continue

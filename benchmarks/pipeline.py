@@ -44,10 +44,22 @@ def project_env(project: Path, url: str) -> dict[str, str]:
 
 
 def run_pipeline(
-    url: str, rows: list[Variant], project: Path, *, name: str = "bench", timeout: float = 3600
+    url: str,
+    rows: list[Variant],
+    project: Path,
+    *,
+    name: str = "bench",
+    timeout: float = 3600,
+    dagster_yaml: str | None = None,
 ) -> PipelineOutcome:
+    """`remix-pipeline run` over `rows`; `dagster_yaml`, when given, is the Dagster home's
+    configuration (`run` writes its own only where none exists), e.g. PostgreSQL storage."""
     table = write_request_table(project / "data" / "requests.csv", rows)
     env = project_env(project, url)
+    if dagster_yaml is not None:
+        home = Path(env["DAGSTER_HOME"])
+        home.mkdir(parents=True, exist_ok=True)
+        (home / "dagster.yaml").write_text(dagster_yaml)
     command = [
         sys.executable,
         "-m",

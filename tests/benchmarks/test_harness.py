@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.child import in_child
+from benchmarks.plan import QUICK
 from benchmarks.report import WORKLOADS
 from benchmarks.run import OPT_IN, main
 
@@ -41,7 +42,7 @@ def test_quick_mode_reports_no_failed_workload(results: str) -> None:
 
 def test_every_contender_completes_every_variant_it_was_given(results: str) -> None:
     end_to_end = [row for row in _table_rows(results) if row[0].startswith("1.")]
-    assert len(end_to_end) == 5
+    assert len(end_to_end) == len(QUICK.sweep) + 6  # the sweep, then six contenders at N
     for row in end_to_end:
         assert ", 0 failed of" in row[6]
         done, given = row[6].split("; ")[-1].split(" completed, 0 failed of ")
@@ -51,8 +52,8 @@ def test_every_contender_completes_every_variant_it_was_given(results: str) -> N
 def test_results_name_the_machine_and_the_targets(results: str) -> None:
     assert "CPU cores:" in results
     assert "dagster 1.13" in results
-    assert "## Against the targets of issue 6" in results
-    assert "pipeline / floor =" in results
+    assert "## Against the targets of issue 16" in results
+    assert "pipeline / tuned floor =" in results
 
 
 def test_bad_only_option_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
