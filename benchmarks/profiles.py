@@ -20,10 +20,10 @@ import tracemalloc
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    import pandas as pd
+    pass
 
 TOP_ALLOCATIONS = 25
 
@@ -122,7 +122,7 @@ def lineage_steps(path: Path, out: Path) -> None:
     import pyarrow as pa
 
     from remix_pipeline.ledger import Ledger
-    from remix_pipeline.lineage import _video_fields, build_lineage_frame
+    from remix_pipeline.lineage import build_lineage_frame
 
     lines = [
         f"{'step':<44}{'s':>7}{'py peak':>10}{'RSS':>8}{'HWM':>8}{'arrow':>8}  (MiB)",
@@ -148,10 +148,8 @@ def lineage_steps(path: Path, out: Path) -> None:
         step("sqlite3 fetchall attempts (reference)", db.execute("SELECT * FROM attempts").fetchall)
         held.clear()
     with Ledger.for_path(path) as ledger:
-        frame = cast("pd.DataFrame", step("Ledger.attempts_frame", ledger.attempts_frame))
-        step("_video_fields (json.loads per row)", lambda: _video_fields(frame))
+        step("Ledger.lineage_columns (ADBC into Arrow)", ledger.lineage_columns)
         held.clear()
-        frame = frame.iloc[:0]
         step("(after dropping them)", lambda: None)
         step("build_lineage_frame (whole)", lambda: build_lineage_frame(ledger))
     tracemalloc.stop()

@@ -85,6 +85,8 @@ ResultT = TypeVar("ResultT")
 ModelT = TypeVar("ModelT", bound=BaseModel)
 OnSuccess = Callable[[httpx.Response], Awaitable[ResultT]]
 
+KEEPALIVE_EXPIRY_SECONDS = 3.0
+
 
 class _BearerAuth(httpx.Auth):
     """Adds the key to each request; holds it where no repr or log line reaches it."""
@@ -196,6 +198,9 @@ class VideosClient:
             limits=httpx.Limits(
                 max_connections=settings.max_in_flight,
                 max_keepalive_connections=settings.max_in_flight,
+                # Below uvicorn's 5 s keep-alive: a connection the server is closing must not
+                # carry a paid POST, whose lost answer would be an outcome to resolve.
+                keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS,
             ),
             follow_redirects=True,
             headers={"User-Agent": f"remix-pipeline/{__version__}"},

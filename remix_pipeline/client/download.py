@@ -8,6 +8,7 @@ as it was.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import os
@@ -53,7 +54,9 @@ async def stream_to_file(
                 size += len(chunk)
             _check_complete(response, size)
             sink.flush()
-            os.fsync(sink.fileno())
+            # Off the event loop: a sync waits for the disk, and the other downloads, which
+            # have nothing to do with this file, would wait with it (a third of a media run).
+            await asyncio.to_thread(os.fsync, sink.fileno())
         os.replace(temp_path, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
