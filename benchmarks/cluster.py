@@ -30,7 +30,15 @@ if __package__ in (None, ""):
 
 from benchmarks.plan import Plan
 from benchmarks.report import Report, Row, ratio
-from tests.cluster.cluster import BIN, ROOT, Cluster, ClusterSettings, free_port, write_table
+from tests.cluster.cluster import (
+    BIN,
+    ROOT,
+    Cluster,
+    ClusterSettings,
+    free_port,
+    start_script_server,
+    write_table,
+)
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION = "## Cluster (workload 9)"
@@ -53,17 +61,8 @@ def _servers(workdir: Path) -> tuple[str, str, dict[str, str], dict[str, str]]:
     # The default ports may belong to the test suite's servers: take free ones.
     pg_env["REMIX_PIPELINE_PG_PORT"] = str(free_port())
     redis_env["REMIX_PIPELINE_REDIS_PORT"] = str(free_port())
-    urls = []
-    for script, env in (("postgres.sh", pg_env), ("redis.sh", redis_env)):
-        done = subprocess.run(
-            ["bash", str(ROOT / "scripts" / script)],
-            env={**os.environ, **env},
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        urls.append(done.stdout.strip())
-    return urls[0], urls[1], pg_env, redis_env
+    postgres_url = start_script_server("postgres.sh", pg_env)
+    return postgres_url, start_script_server("redis.sh", redis_env), pg_env, redis_env
 
 
 def _stop_servers(pg_env: dict[str, str], redis_env: dict[str, str]) -> None:

@@ -72,15 +72,9 @@ def run_pipeline(
         "--timeout",
         f"{timeout:g}",
     ]
-    log = project / "run.log"
-    started = time.perf_counter()
-    with log.open("w") as handle:
-        finished = subprocess.run(
-            command, cwd=project, env=env, stdout=handle, stderr=subprocess.STDOUT, check=False
-        )
-    seconds = time.perf_counter() - started
-    if finished.returncode != 0:
-        raise PipelineFailed(f"remix-pipeline run exited {finished.returncode}; see {log}")
+    seconds, returncode, log = timed_run(command, project, env)
+    if returncode != 0:
+        raise PipelineFailed(f"remix-pipeline run exited {returncode}; see {log}")
     lineage_path = project / "data" / "output" / name / "lineage.parquet"
     frame = read_lineage(str(lineage_path))
     latest = frame.sort_values(["key", "attempt"]).groupby("key").tail(1)
@@ -92,6 +86,17 @@ def run_pipeline(
         dagster_runs=count_runs(Path(env["DAGSTER_HOME"])),
         lineage_path=lineage_path,
     )
+
+
+def timed_run(command: list[str], project: Path, env: dict[str, str]) -> tuple[float, int, Path]:
+    """Run `command` in `project`, its output in run.log there: wall seconds, exit code, log."""
+    log = project / "run.log"
+    started = time.perf_counter()
+    with log.open("w") as handle:
+        finished = subprocess.run(
+            command, cwd=project, env=env, stdout=handle, stderr=subprocess.STDOUT, check=False
+        )
+    return time.perf_counter() - started, finished.returncode, log
 
 
 def count_runs(dagster_home: Path) -> int:

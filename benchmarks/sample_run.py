@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-from benchmarks.pipeline import import_seconds
+from benchmarks.pipeline import import_seconds, timed_run
 from benchmarks.plan import Plan
 from benchmarks.report import Report, Row, ratio
 from remix_pipeline.service.config import ServiceConfig
@@ -30,15 +28,9 @@ def sample_run(plan: Plan, workdir: Path, report: Report) -> None:
     home = project / ".remix-pipeline"
     env.update(REMIX_PIPELINE_HOME=str(home), DAGSTER_HOME=str(home / "dagster_home"))
     command = [sys.executable, "-m", "remix_pipeline.cli", "run"]
-    log = project / "run.log"
-    started = time.perf_counter()
-    with log.open("w") as handle:
-        finished = subprocess.run(
-            command, cwd=project, env=env, stdout=handle, stderr=subprocess.STDOUT, check=False
-        )
-    wall = time.perf_counter() - started
-    if finished.returncode != 0:
-        raise RuntimeError(f"remix-pipeline run of the sample exited {finished.returncode}: {log}")
+    wall, returncode, log = timed_run(command, project, env)
+    if returncode != 0:
+        raise RuntimeError(f"remix-pipeline run of the sample exited {returncode}: {log}")
     # The embedded service's defaults (what `run` without OPENAI_BASE_URL starts).
     fields = ServiceConfig.model_fields
     queued, running = fields["queued_seconds"].default, fields["run_seconds"].default

@@ -45,9 +45,9 @@ POLL_VIOLATION_SECONDS = 300.0
 # Downloaded files are recorded in the ledger this many at a time (a commit each cost as much
 # as the download). A crash before a batch commits only means those files are fetched again.
 RECORDS_PER_COMMIT = 120
-# Changed jobs written per commit while polling. Each commit waits for the disk (the ledger
-# syncs fully), so 10,000 changed jobs in chunks of 100 spent 4 s of a tick committing; a
-# crash between chunks only means those jobs are polled again.
+# Changed jobs written per commit while polling: each commit waits for the disk (the ledger
+# syncs fully), and a tick of 10,000 changed jobs made 100 of them at 100 a chunk. A crash
+# between chunks only means those jobs are polled again.
 POLL_WRITES_PER_COMMIT = 2000
 
 

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .cluster import ROOT, Cluster, ClusterSettings, Counts
+from .cluster import ROOT, Cluster, ClusterSettings, Counts, start_script_server
 
 
 @dataclass
@@ -126,17 +126,6 @@ def run_full_matrix(
     return report
 
 
-def _start_server(script: str, env: dict[str, str]) -> str:
-    done = subprocess.run(
-        ["bash", str(ROOT / "scripts" / script)],
-        env={**os.environ, **env},
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return done.stdout.strip()
-
-
 def _stop_server(script: str, env: dict[str, str]) -> None:
     subprocess.run(
         ["bash", str(ROOT / "scripts" / script), "stop"], env={**os.environ, **env}, check=False
@@ -175,8 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     cluster: Cluster | None = None
     try:
-        postgres_url = _start_server("postgres.sh", postgres_env)
-        redis_url = _start_server("redis.sh", redis_env)
+        postgres_url = start_script_server("postgres.sh", postgres_env)
+        redis_url = start_script_server("redis.sh", redis_env)
         say(f"seed {seed}; servers up; cluster in {root}")
         cluster = Cluster(root / "cluster", postgres_url, redis_url, settings, log=say)
         if args.full:

@@ -38,6 +38,7 @@ import yaml
 
 from remix_pipeline.ledger import AttemptState, Ledger
 from remix_pipeline.request_table import read_request_table
+from tests.support.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -62,10 +63,17 @@ def write_table(path: Path, variants: int, experiment: str) -> dict[str, tuple[s
     return prompts
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def start_script_server(script: str, env: dict[str, str]) -> str:
+    """Start a server with one of the project's scripts (postgres.sh, redis.sh) and return
+    the URL it prints."""
+    done = subprocess.run(
+        ["bash", str(ROOT / "scripts" / script)],
+        env={**os.environ, **env},
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout.strip()
 
 
 def port_open(port: int) -> bool:
