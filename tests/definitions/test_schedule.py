@@ -79,6 +79,9 @@ def test_refresh_re_remixes_videos_whose_media_expired_before_download_only_when
     time.sleep(2.1)  # past every expires_at (whole seconds after completion)
 
     unasked = _refresh_requests(runner, instance)
+    # The retries' media must outlive their download, however slow the machine: only the
+    # first attempts were meant to expire (their expires_at is already fixed on the server).
+    write_service_settings(project / ".remix-pipeline", expires_after_seconds=600)
     asking = HeadlessRunner(
         scheduled.model_copy(update={"reremix_expired_media": True}), instance, poll_seconds=0.1
     )
@@ -93,3 +96,4 @@ def test_refresh_re_remixes_videos_whose_media_expired_before_download_only_when
     assert set(first["state"]) == set(second["state"]) == {"completed"}
     assert first["video_path"].isna().all()  # expired before it could be fetched
     assert second["video_path"].notna().all()
+    assert ((second["expires_at"] - second["completed_at"]).dt.total_seconds() > 60).all()
