@@ -370,8 +370,10 @@ async def source_clip(config: ServiceConfig, target: Path) -> Path:
 
 async def test_dropped_responses_of_every_operation_pay_once_and_lose_nothing(tmp_path):
     # Edits, extensions and creates share prompts, so the matching must tell them apart by
-    # what each operation makes, not by prompt alone.
-    config = service(tmp_path, drop_rate=0.4, seed=5)
+    # what each operation makes, not by prompt alone. Every response is dropped: a partial
+    # rate draws in arrival order, which concurrency makes vary, so an operation could go
+    # undropped and untested.
+    config = service(tmp_path, drop_rate=1.0)
     clip = await source_clip(service(tmp_path), tmp_path / "clip.mp4")
     ledger = Ledger.for_path(tmp_path / "ledger.db")
     batch = [
@@ -394,8 +396,7 @@ async def test_dropped_responses_of_every_operation_pay_once_and_lose_nothing(tm
     assert {key: claims[key] for key in claims} == {
         r.key: ("edit" if r.source_path else KIND[r.operation]) for r in batch
     }
-    adopted = {o.attempt.operation for o in outcomes if o.action is Action.ADOPTED}
-    assert {"edit", "extend", "create"} <= adopted, adopted
+    assert all(o.action is Action.ADOPTED for o in outcomes)
 
 
 @pytest.mark.parametrize("operation", ["create", "edit", "extend", "edit-upload"])
