@@ -16,6 +16,7 @@ import asyncio
 import hashlib
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from remix_pipeline.client import APIStatusError, ContractViolationError, Deviat
 from remix_pipeline.client.gateways import same_video
 from remix_pipeline.contract import ContentVariant, Video
 from remix_pipeline.crashpoints import crash_point
-from remix_pipeline.ledger import Attempt, AttemptState, Ledger, MediaRecord
+from remix_pipeline.ledger import Attempt, AttemptState, Ledger, MediaRecord, RunningJob
 
 MEDIA_VARIANTS: tuple[ContentVariant, ...] = (
     ContentVariant.VIDEO,
@@ -81,75 +82,110 @@ async def poll_in_flight(
 ) -> PollReport:
     """Refresh the in-flight attempts of the client's server with as few requests as it can.
 
-    A status answer that breaks the contract (another job's record, or an answer that cannot
-    be read at all) is no news of the job: it stays in flight and the violation is counted
-    in the ledger, so that a server that never answers properly can be named and given up on.
+    The answers are taken a list page at a time and what changed is written as it comes, so
+    a tick holds one small row per job and one page of records, and what it learned before
+    its deadline is kept. A status answer that breaks the contract (another job's record, or
+    an answer that cannot be read at all) is no news of the job: it stays in flight and the
+    violation is counted in the ledger, so that a server that never answers properly can be
+    named and given up on.
     """
     report = PollReport()
-    server = client.server_label  # one URL parse, not one per job
-    in_flight = [a for a in ledger.in_flight() if a.video_id and belongs_to(a, server)]
-    if not in_flight:
+    jobs = {job.video_id: job for job in ledger.running_jobs(client.server_label)}
+    if not jobs:
         return report
-    created_after = min((a.sent_at or a.intent_at) for a in in_flight) - 60.0
+    created_after = min(job.since for job in jobs.values()) - 60.0
     budget = None if deadline is None else max(deadline - time.time(), 0.1)
+    poll = _Poll(ledger, report)
     try:
-        videos = await asyncio.wait_for(
-            client.bulk_status([a.video_id for a in in_flight], created_after=created_after),
-            timeout=budget,
-        )
+        async with asyncio.timeout(budget):
+            async for found in client.stream_status(list(jobs), created_after=created_after):
+                poll.take(found, jobs)
     except TimeoutError:
         report.out_of_time = True
+        poll.write()
         return report
     except ContractViolationError as exc:
-        report.checked = len(in_flight)
-        report.violations = ledger.record_poll_violations(
-            [(a.key, a.attempt) for a in in_flight], reason=str(exc), now=time.time()
+        poll.write()
+        report.checked += len(jobs)
+        report.violations += ledger.record_poll_violations(
+            [(job.key, job.attempt) for job in jobs.values()], reason=str(exc), now=time.time()
         )
         return report
-    now = time.time()
-    changed: list[tuple[Attempt, Video]] = []
-    foreign: list[tuple[Attempt, Video]] = []
-    for attempt in in_flight:
-        report.checked += 1
-        video = videos.get(attempt.video_id or "")
-        if video is None:
-            failed = ledger.mark_failed(
-                attempt.key,
-                attempt.attempt,
+    poll.vanished(jobs.values())
+    poll.write()
+    return report
+
+
+class _Poll:
+    """One poll's answers as they arrive: changed jobs are written in chunks, answers about
+    other videos are counted as violations at the end."""
+
+    def __init__(self, ledger: Ledger, report: PollReport) -> None:
+        self._ledger = ledger
+        self._report = report
+        self._changed: list[tuple[str, int, Video]] = []
+        self._foreign: list[tuple[RunningJob, Video]] = []
+
+    def take(self, found: dict[str, Video], jobs: dict[str, RunningJob]) -> None:
+        """Match one part of the answers to their jobs, which leave `jobs` as they are seen."""
+        for video_id, video in found.items():
+            job = jobs.pop(video_id, None)
+            if job is None:
+                continue
+            self._report.checked += 1
+            if not same_video(video.id, job.video_id):
+                self._foreign.append((job, video))
+                continue
+            if video.id != job.video_id:
+                # The same job under a gateway's other encoding: kept under the id it was
+                # claimed by.
+                video = video.model_copy(update={"id": job.video_id})
+            if job.poll_violations or not _unchanged(job, video):
+                self._changed.append((job.key, job.attempt, video))
+        # A ledger write per job per tick would dominate a large tick: unchanged jobs are
+        # skipped and changed ones committed in chunks (a crash between chunks only means
+        # a poll again).
+        if len(self._changed) >= POLL_WRITES_PER_COMMIT:
+            self._write_changed()
+
+    def vanished(self, jobs: Iterable[RunningJob]) -> None:
+        """Fail the jobs the server no longer knows (asked about, and absent from every
+        answer)."""
+        now = time.time()
+        for job in jobs:
+            self._report.checked += 1
+            failed = self._ledger.mark_failed(
+                job.key,
+                job.attempt,
                 code="video_not_found",
-                message=f"The server no longer knows video {attempt.video_id}.",
+                message=f"The server no longer knows video {job.video_id}.",
                 now=now,
             )
-            report.vanished.append(failed)
-            report.finished.append(failed)
-            continue
-        if not same_video(video.id, attempt.video_id):
-            foreign.append((attempt, video))
-            continue
-        if video.id != attempt.video_id:
-            # The same job under a gateway's other encoding: kept under the id it was claimed by.
-            video = video.model_copy(update={"id": attempt.video_id})
-        if attempt.poll_violations or not _unchanged(attempt, video):
-            changed.append((attempt, video))
-    if foreign:
-        report.foreign = [attempt for attempt, _ in foreign]
-        attempt, video = foreign[0]
-        report.violations = ledger.record_poll_violations(
-            [(a.key, a.attempt) for a, _ in foreign],
-            reason=f"status answers describe another video (asked for {attempt.video_id}, "
+            self._report.vanished.append(failed)
+            self._report.finished.append(failed)
+
+    def write(self) -> None:
+        """Record what was learned: the changed jobs, and the answers about other videos."""
+        self._write_changed()
+        if not self._foreign:
+            return
+        job, video = self._foreign[0]
+        self._report.foreign = self._ledger.record_poll_violations(
+            [(j.key, j.attempt) for j, _ in self._foreign],
+            reason=f"status answers describe another video (asked for {job.video_id}, "
             f"got {video.id})",
-            now=now,
+            now=time.time(),
         )
-    # A ledger write per job per tick would dominate a large tick: skip unchanged jobs, and
-    # commit the changed ones in chunks (a crash between chunks only means a poll again).
-    for start in range(0, len(changed), POLL_WRITES_PER_COMMIT):
-        chunk = changed[start : start + POLL_WRITES_PER_COMMIT]
-        report.finished += ledger.update_videos(
-            [(a.key, a.attempt, video) for a, video in chunk], now=now
-        )
-        for _ in chunk:  # one pass per job written, so a kill can land mid-poll
+        self._report.violations += self._report.foreign
+        self._foreign = []
+
+    def _write_changed(self) -> None:
+        if not self._changed:
+            return
+        self._report.finished += self._ledger.update_videos(self._changed, now=time.time())
+        for _ in self._changed:  # one pass per job written, so a kill can land mid-poll
             crash_point("tracking.polled")
-    return report
+        self._changed = []
 
 
 def answers_hopelessly(attempt: Attempt, now: float) -> bool:
@@ -160,12 +196,11 @@ def answers_hopelessly(attempt: Attempt, now: float) -> bool:
     )
 
 
-def _unchanged(attempt: Attempt, video: Video) -> bool:
-    known = attempt.video or {}
+def _unchanged(job: RunningJob, video: Video) -> bool:
     return (
         not video.is_terminal
-        and known.get("status") == video.status.value
-        and known.get("progress") == video.progress
+        and job.status == video.status.value
+        and job.progress == video.progress
     )
 
 

@@ -603,6 +603,32 @@ def test_a_ledger_of_an_older_version_gains_the_new_columns_and_keeps_its_rows(t
     Ledger.for_path(path)  # opening it again changes nothing
 
 
+def running_jobs_read_in_sql(ledger: Ledger) -> None:
+    """Shared with the PostgreSQL tests: the Video's fields come out of each dialect's JSON."""
+    for prompt, server, status, progress in [
+        ("a", "http://one", "queued", 0),
+        ("b", "http://two", "in_progress", 40),
+        ("c", None, "in_progress", 65),
+        ("d", "http://one", "completed", 100),
+    ]:
+        made = ledger.record_intent(
+            request(prompt), table_hash=TABLE_HASH, run_id=None, now=1.0, server=server
+        )
+        ledger.mark_sent(made.key, 1, sent_at=1.5)
+        ledger.mark_submitted(
+            made.key, 1, video(f"video_{prompt}", status=status, progress=progress), now=2.0
+        )
+    ledger.record_intent(request("e"), table_hash=TABLE_HASH, run_id=None, now=1.0)
+
+    one = {(j.video_id, j.status, j.progress, j.since) for j in ledger.running_jobs("http://one")}
+    assert one == {("video_a", "queued", 0, 1.5), ("video_c", "in_progress", 65, 1.5)}
+    assert {j.video_id for j in ledger.running_jobs()} == {"video_a", "video_b", "video_c"}
+
+
+def test_running_jobs_of_a_server_carry_each_jobs_status_and_progress(ledger: Ledger) -> None:
+    running_jobs_read_in_sql(ledger)
+
+
 def test_servers_in_flight_names_each_server_holding_a_running_job_once(ledger: Ledger) -> None:
     for prompt, server, status in [
         ("a", "http://one", "queued"),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 
 from remix_pipeline.client.errors import ListUnavailableError, NotFoundError
 from remix_pipeline.contract import Video, VideoList
@@ -21,12 +21,15 @@ ROUTE_MISSING = frozenset({404, 405, 501})
 # What a plain `GET /videos?order=desc&limit=N` gets from a server that cannot list: a missing
 # route, or a refusal of a request this plain (LiteLLM's 400 "LLM Provider NOT provided").
 LIST_UNAVAILABLE = ROUTE_MISSING | {400, 422}
+# Ids retrieved one by one are gathered this many at a time, so their records are handed on
+# (and can be dropped) in parts, as list pages are.
+RETRIEVALS_PER_CHUNK = 500
 
 FetchPage = Callable[[str | None], Awaitable[VideoList]]
 Retrieve = Callable[[str], Awaitable[Video]]
 
 
-async def bulk_status(
+async def stream_status(
     video_ids: Collection[str],
     *,
     fetch_page: FetchPage | None,
@@ -35,44 +38,56 @@ async def bulk_status(
     extra_pages: int,
     concurrency: int,
     created_after: float | None = None,
-) -> dict[str, Video]:
+) -> AsyncIterator[dict[str, Video]]:
+    """The jobs' records a page (or a chunk of retrievals) at a time, keyed by the id asked
+    for, so a caller watching 100,000 jobs holds one page of records, not all of them. An id
+    never yielded is unknown to the server."""
     wanted = set(video_ids)
     if not wanted:
-        return {}
-    found: dict[str, Video] = {}
+        return
+    seen: set[str] = set()
     if fetch_page is not None:
-        found = await _from_pages(
+        pages = _pages(
             wanted,
+            seen,
             fetch_page=fetch_page,
             max_pages=math.ceil(len(wanted) / page_size) + extra_pages,
             cutoff=None if created_after is None else math.floor(created_after),
         )
-    missing = sorted(wanted - found.keys())
-    found.update(await _retrieve_each(missing, retrieve=retrieve, concurrency=concurrency))
-    return found
+        async for found in pages:
+            yield found
+    missing = sorted(wanted - seen)
+    for start in range(0, len(missing), RETRIEVALS_PER_CHUNK):
+        chunk = missing[start : start + RETRIEVALS_PER_CHUNK]
+        found = await _retrieve_each(chunk, retrieve=retrieve, concurrency=concurrency)
+        if found:
+            yield found
 
 
-async def _from_pages(
-    wanted: set[str], *, fetch_page: FetchPage, max_pages: int, cutoff: int | None
-) -> dict[str, Video]:
-    found: dict[str, Video] = {}
+async def _pages(
+    wanted: set[str], seen: set[str], *, fetch_page: FetchPage, max_pages: int, cutoff: int | None
+) -> AsyncIterator[dict[str, Video]]:
+    """The wanted jobs of each list page not yet `seen` (which it adds them to), newest
+    first, until every one is seen or the list cannot hold any more of them."""
     after: str | None = None
     first_ids: set[str] = set()
     for _ in range(max_pages):
         try:
             page = await fetch_page(after)
         except ListUnavailableError:
-            break
+            return
         if page.data and page.data[0].id in first_ids:
-            break  # the server ignores `after`: every page is the first
+            return  # the server ignores `after`: every page is the first
         first_ids.update(video.id for video in page.data[:1])
-        found.update((video.id, video) for video in page.data if video.id in wanted)
-        if len(found) == len(wanted) or not page.has_more or not page.data:
-            break
+        found = {v.id: v for v in page.data if v.id in wanted and v.id not in seen}
+        seen.update(found)
+        if found:
+            yield found
+        if len(seen) == len(wanted) or not page.has_more or not page.data:
+            return
         if cutoff is not None and min(video.created_at for video in page.data) < cutoff:
-            break
+            return
         after = page.last_id or page.data[-1].id
-    return found
 
 
 async def _retrieve_each(

@@ -31,7 +31,7 @@ import httpx
 from pydantic import BaseModel
 
 from remix_pipeline.client.bulk import LIST_UNAVAILABLE, ROUTE_MISSING
-from remix_pipeline.client.bulk import bulk_status as _bulk_status
+from remix_pipeline.client.bulk import stream_status as _stream_status
 from remix_pipeline.client.deviations import (
     Deviation,
     DeviationLog,
@@ -513,6 +513,16 @@ class VideosClient:
         `created_after` (unix seconds, e.g. the earliest submission time of the wanted jobs)
         lets listing stop once pages reach older jobs.
         """
+        found: dict[str, Video] = {}
+        async for part in self.stream_status(video_ids, created_after=created_after):
+            found.update(part)
+        return found
+
+    def stream_status(
+        self, video_ids: Collection[str], *, created_after: float | None = None
+    ) -> AsyncIterator[dict[str, Video]]:
+        """`bulk_status` a list page (or a chunk of retrievals) at a time, for a caller that
+        watches more jobs than it wants to hold records of at once."""
         if isinstance(video_ids, str):
             raise InvalidArgumentError("video_ids must be a collection of ids, not one string")
         wanted = [_checked_id(video_id) for video_id in video_ids]
@@ -523,7 +533,7 @@ class VideosClient:
                 order=Order.DESC.value, after=after, limit=settings.list_page_size
             )
 
-        return await _bulk_status(
+        return _stream_status(
             wanted,
             fetch_page=None if self.profile.list_unavailable else fetch_page,
             retrieve=self.retrieve,

@@ -231,14 +231,13 @@ class HeadlessRunner:
 
     def _hopeless(self) -> list[Attempt]:
         now = time.time()
-        return [a for a in self.session.ledger().in_flight() if answers_hopelessly(a, now)]
+        # Only a job answered against the contract more than once can be hopeless.
+        violating = self.session.ledger().in_flight(min_violations=2)
+        return [a for a in violating if answers_hopelessly(a, now)]
 
     def _movement(self, progress: Progress) -> tuple[object, ...]:
         """What counts as progress: counts, and every in-flight job's status and percent."""
-        jobs = sorted(
-            (a.key, (a.video or {}).get("status"), (a.video or {}).get("progress"))
-            for a in self.session.ledger().in_flight()
-        )
+        jobs = sorted((j.key, j.status, j.progress) for j in self.session.ledger().running_jobs())
         return (
             progress.submitted,
             progress.completed,

@@ -21,6 +21,7 @@ from remix_pipeline.ledger.records import (
     AttemptState,
     LedgerEvent,
     MediaRecord,
+    RunningJob,
 )
 from remix_pipeline.ledger.store import Ledger
 
@@ -34,6 +35,7 @@ __all__ = [
     "LedgerError",
     "LedgerEvent",
     "MediaRecord",
+    "RunningJob",
     "UnknownAttemptError",
     "VideoAlreadyClaimedError",
 ]

@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from remix_pipeline.ledger.records import MEDIA_VARIANTS
-from remix_pipeline.ledger.schema import attempts_table, media_table
+from remix_pipeline.ledger.schema import attempts_table, media_table, stored_video
 
 TIMESTAMP = pa.timestamp("ns", tz="UTC")
 
@@ -95,12 +95,7 @@ def _connect(url: sa.URL) -> Any:
 
 def _lineage_query(backend: str) -> tuple[sa.Select[Any], pa.Schema]:
     attempts = attempts_table
-    # SQLite's JSON functions read the text as it is; PostgreSQL needs it cast to json.
-    video = (
-        sa.type_coerce(attempts.c.video, sa.JSON)
-        if backend == "sqlite"
-        else sa.cast(attempts.c.video, sa.JSON)
-    )
+    video = stored_video(backend)
     columns: list[Any] = [attempts.c[name] for name in ATTEMPT_FIELDS]
     extract = {
         pa.string(): lambda path: video[path].as_string(),

@@ -98,6 +98,21 @@ def attempt_columns() -> list[sa.Column[Any]]:
     return [sa.Column(f.name, f.metadata["type"], **f.metadata["options"]) for f in fields(Attempt)]
 
 
+@dataclass(frozen=True, slots=True)
+class RunningJob:
+    """What a poll needs of one in-flight attempt, read without the rest of the row or its
+    parsed Video: a tick holds one of these for every job it watches (100,000 of them in
+    the benchmark), so they are kept small."""
+
+    key: str
+    attempt: int
+    video_id: str
+    since: float  # sent, or intended if never stamped sent: listing stops at older jobs
+    status: str | None  # of the last Video record the server gave
+    progress: int | None
+    poll_violations: int
+
+
 @dataclass(frozen=True)
 class MediaRecord:
     """A downloaded file of one attempt's video, with the digest that proves what it held."""

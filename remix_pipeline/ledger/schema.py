@@ -6,6 +6,8 @@ PostgreSQL. The attempt columns come from `records.Attempt`.
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -50,6 +52,14 @@ events_table = sa.Table(
 )
 
 ATTEMPT_COLUMNS = [c for c in attempts_table.columns if c.name != "id"]
+
+
+def stored_video(backend: str) -> sa.ColumnElement[Any]:
+    """The attempts' Video record as JSON that SQL can index (`stored_video(b)["status"]`),
+    so a read can take a few fields without parsing the record in Python. SQLite's JSON
+    functions read the text as it is; PostgreSQL needs it cast."""
+    video = attempts_table.c.video
+    return sa.type_coerce(video, sa.JSON) if backend == "sqlite" else sa.cast(video, sa.JSON)
 
 
 def create_or_upgrade(engine: Engine) -> None:

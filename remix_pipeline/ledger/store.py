@@ -24,8 +24,9 @@ from remix_pipeline.ledger.records import (
     AttemptState,
     LedgerEvent,
     MediaRecord,
+    RunningJob,
 )
-from remix_pipeline.ledger.schema import attempts_table, events_table, media_table
+from remix_pipeline.ledger.schema import attempts_table, events_table, media_table, stored_video
 from remix_pipeline.ledger.transitions import NO_VIOLATION, Step
 from remix_pipeline.request_table import VariantRequest
 
@@ -437,9 +438,33 @@ class Ledger:
             for key, (attempt, state) in latest.items()
         ]
 
-    def in_flight(self) -> list[Attempt]:
-        """Attempts whose server job is running: the completion sensor polls these."""
-        return self._where(attempts_table.c.state == AttemptState.SUBMITTED.value)
+    def in_flight(self, *, min_violations: int = 0) -> list[Attempt]:
+        """Attempts whose server job is running (and whose status answers broke the contract
+        at least `min_violations` times in a row)."""
+        return self._where(
+            attempts_table.c.state == AttemptState.SUBMITTED.value,
+            attempts_table.c.poll_violations >= min_violations,
+        )
+
+    def running_jobs(self, server: str | None = None) -> list[RunningJob]:
+        """The in-flight jobs sent to `server` (a label) or with no server recorded, or all
+        of them, in one narrow read: the Video's status and progress come out in SQL."""
+        attempts = attempts_table
+        video = stored_video(self._engine.dialect.name)
+        where = [attempts.c.state == AttemptState.SUBMITTED.value, attempts.c.video_id.is_not(None)]
+        if server is not None:
+            where.append(sa.or_(attempts.c.server.is_(None), attempts.c.server == server))
+        query = sa.select(
+            attempts.c.key,
+            attempts.c.attempt,
+            attempts.c.video_id,
+            sa.func.coalesce(attempts.c.sent_at, attempts.c.intent_at),
+            video["status"].as_string(),
+            video["progress"].as_integer(),
+            attempts.c.poll_violations,
+        ).where(*where)
+        with reading(self._engine) as conn:
+            return [RunningJob(*row) for row in conn.execute(query)]
 
     def servers_in_flight(self) -> set[str]:
         """The servers that hold jobs still running (one narrow read, no attempts built)."""

@@ -62,3 +62,14 @@ async def test_empty_request_sends_nothing(embedded: Callable[..., Embedded]) ->
     async with service.client() as client:
         assert await client.bulk_status([]) == {}
     assert await list_and_retrieve_counts(service) == (0, 0)
+
+
+async def test_streamed_status_hands_on_one_page_of_records_at_a_time(
+    embedded: Callable[..., Embedded],
+) -> None:
+    service = embedded()
+    ids = await submit(service, 250)
+    async with service.client() as client:
+        parts = [part async for part in client.stream_status([*ids, "video_never_made"])]
+    assert [len(part) for part in parts] == [100, 100, 50]
+    assert sorted(video_id for part in parts for video_id in part) == sorted(ids)

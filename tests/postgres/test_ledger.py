@@ -23,6 +23,7 @@ from ..test_ledger import (
     race_processes_to_claim_the_same_videos,
     race_threads_to_record_one_intent,
     request,
+    running_jobs_read_in_sql,
     video,
 )
 
@@ -110,3 +111,7 @@ def test_postgresql_and_sqlite_ledgers_give_the_same_lineage_table(
     assert list(on_sqlite["state"]) == ["unknown", "submitted", "completed", "failed", "intent"]
     assert on_sqlite["error_code"].iloc[3] == "moderation_blocked"
     assert on_sqlite["thumbnail_derived"].iloc[2] and not on_sqlite["video_derived"].iloc[2]
+
+
+def test_running_jobs_of_a_server_carry_each_jobs_status_and_progress(ledger: Ledger) -> None:
+    running_jobs_read_in_sql(ledger)

@@ -119,8 +119,11 @@ def completion_events(
     stored never does.
     """
     ledger = session.ledger()
+    finished = ledger.finished_unreported()
+    if not finished:  # most ticks: no need to read every partition key of the experiment
+        return []
     partitions = set(instance.get_dynamic_partitions(session.keys.partitions.name))
-    pending = [a for a in ledger.finished_unreported() if a.key in partitions]
+    pending = [a for a in finished if a.key in partitions]
     stored = already_reported(instance, session, pending)
     ledger.mark_reported(sorted(stored))
     new = [a for a in pending if (a.key, a.attempt) not in stored]
