@@ -73,7 +73,6 @@ def profile_tick(count: int, where: Path) -> None:
     from benchmarks.served import ServedService, ServiceSettings
     from remix_pipeline.definitions.build import build_experiment_definitions
     from remix_pipeline.definitions.headless import ensure_dagster_home
-    from remix_pipeline.definitions.session import ExperimentSession
 
     where.mkdir(parents=True, exist_ok=True)
     with ServedService(ServiceSettings(job_seconds=3600.0), where / "server") as service:
@@ -87,11 +86,8 @@ def profile_tick(count: int, where: Path) -> None:
         os.environ["DAGSTER_HOME"] = str(where / "dagster_home")
         ensure_dagster_home()
         settings = _settings(where)
-        session = ExperimentSession(settings)
-        keys = [a.key for a in session.ledger().in_flight()]
         with dg.DagsterInstance.get() as instance, warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            instance.add_dynamic_partitions(session.keys.partitions.name, keys)
             defs = build_experiment_definitions(settings)
             sensor = defs.get_sensor_def(f"{NAME}_completion_sensor")
 
