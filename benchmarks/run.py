@@ -104,7 +104,10 @@ def run_workloads(
     workdir: Path,
     only: set[str] | None,
     steps: list[tuple[tuple[str, ...], Workload]],
+    after_each: Callable[[Report], None] = lambda report: None,
 ) -> Report:
+    """Run the selected steps in order; `after_each` sees the report after every step, so a
+    run of hours that is stopped keeps what it measured."""
     report = Report(only=only)
     for numbers, step in steps:
         if only is not None and not only.intersection(numbers):
@@ -120,6 +123,7 @@ def run_workloads(
             for number in numbers:
                 report.add(Row(number, f"{step.__name__} failed", "", None, "", "", reason))
         print(f"-- {step.__name__}: {time.perf_counter() - started:.0f} s", flush=True)
+        after_each(report)
     return report
 
 
@@ -211,14 +215,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     started = time.strftime("%Y-%m-%d %H:%M %Z")
     load_start = machine.load_average()
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(report: Report) -> None:
+        text = render_results(plan, report, started, (load_start, machine.load_average()))
+        args.output.write_text(text)
+
     with tempfile.TemporaryDirectory(prefix="remix-bench-") as scratch:
         workdir = args.workdir or Path(scratch)
-        report = run_workloads(plan, workdir.resolve(), only, steps)
+        report = run_workloads(plan, workdir.resolve(), only, steps, after_each=write)
     print()
     print(report.text_table())
-    text = render_results(plan, report, started, (load_start, machine.load_average()))
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text)
+    write(report)
     print(f"\nwrote {args.output}")
     return 0
 
