@@ -47,6 +47,21 @@ def test_run_ends_with_every_variant_terminal_and_media_matching_the_table(setti
     assert (frame["remixed_from_video_id"] == frame["source_video_id"]).all()
 
 
+def test_each_submitted_partition_carries_metadata_that_does_not_grow_with_the_table(
+    settings, instance
+):
+    # One range run stores its metadata once per partition: a per-variant map in it made a
+    # 10,000-variant run write 10,000 copies of a 10,000-entry map.
+    run(settings, instance)
+
+    records = instance.fetch_materializations(dg.AssetKey(["t", "submissions"]), limit=100)
+    assert len(records.records) == 4
+    for record in records.records:
+        metadata = record.asset_materialization.metadata
+        assert metadata["variants"].value == 4
+        assert all(len(str(value.value)) < 100 for value in metadata.values()), metadata
+
+
 def test_running_again_submits_nothing(project, settings, instance):
     run(settings, instance)
     jobs_before = remix_jobs(project)
