@@ -10,7 +10,7 @@ import pytest
 
 from remix_pipeline.definitions import ExperimentSession, build_experiment_definitions
 from remix_pipeline.definitions.headless import HeadlessRunner
-from remix_pipeline.definitions.sensors import RANGE_END_TAG, RANGE_START_TAG
+from remix_pipeline.definitions.sensors import RANGE_END_TAG, RANGE_START_TAG, completion
 from remix_pipeline.ledger import AttemptState
 from remix_pipeline.request_table import read_request_table
 from tests.support.projects import SAMPLE_ROWS, write_table
@@ -179,3 +179,23 @@ def test_completion_events_carry_the_attempts_history_from_intent_to_its_end(
     assert lines[0].split("|")[3].strip() == "intent"
     assert lines[-1].split("|")[3].strip() == "completed"
     assert any("submitted" in line for line in lines)
+
+
+def test_completion_finds_stored_reports_across_pages_of_the_event_log(
+    settings, defs, instance, monkeypatch
+):
+    # Dagster refuses a fetch of more than 10,000 records, and a 10,000-variant run failed
+    # when its videos finished together: here, pages of one record and three partitions.
+    monkeypatch.setattr(completion, "RECORDS_PER_FETCH", 1)
+    monkeypatch.setattr(completion, "PARTITIONS_PER_FETCH", 3)
+    submit_everything(settings, defs, instance)
+    for event in tick(defs, instance, "t_completion_sensor").asset_events:
+        instance.report_runless_asset_event(event)
+        instance.report_runless_asset_event(event)  # two records of one partition
+    session = ExperimentSession(settings)
+    finished = session.ledger().finished_unreported()
+
+    found = completion.already_reported(instance, session, finished)
+
+    assert len(finished) == 4
+    assert found == {(a.key, a.attempt) for a in finished}

@@ -2,6 +2,7 @@
 and requests their download."""
 
 import time
+from collections.abc import Iterator, Sequence
 
 import dagster as dg
 from dagster._grpc.client import DEFAULT_SENSOR_GRPC_TIMEOUT
@@ -19,6 +20,9 @@ from remix_pipeline.tracking import PollReport, poll_in_flight, servers_in_fligh
 # DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS says otherwise), leaving time to read the ledger and
 # the event log and return the events; what is left is polled next tick. As dagster-fivetran.
 TICK_BUDGET_SECONDS = max(DEFAULT_SENSOR_GRPC_TIMEOUT - 20, 5)
+# Dagster's most records per event-log fetch, and the partitions asked about per fetch.
+RECORDS_PER_FETCH = 10_000
+PARTITIONS_PER_FETCH = 1_000
 
 
 def build_completion_sensor(session: ExperimentSession) -> dg.SensorDefinition:
@@ -88,25 +92,37 @@ def already_reported(
     instance: dg.DagsterInstance, session: ExperimentSession, attempts: list[Attempt]
 ) -> set[tuple[str, int]]:
     """Attempts whose completion is already in the event log (a tick that died after the
-    daemon stored its events but before the ledger heard of it)."""
-    if not attempts:
-        return set()
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(
-            asset_key=session.keys.videos,
-            asset_partitions=sorted({a.key for a in attempts}),
-        ),
-        limit=len(attempts) * 4 + 10,
-    ).records
+    daemon stored its events but before the ledger heard of it).
+
+    Read a slice of partitions at a time and page by page: Dagster refuses a fetch of more
+    than 10,000 records, and 10,000 videos can finish between two ticks."""
+    partitions = sorted({a.key for a in attempts})
     found: set[tuple[str, int]] = set()
+    for start in range(0, len(partitions), PARTITIONS_PER_FETCH):
+        records_filter = dg.AssetRecordsFilter(
+            asset_key=session.keys.videos,
+            asset_partitions=partitions[start : start + PARTITIONS_PER_FETCH],
+        )
+        cursor = None
+        while True:
+            page = instance.fetch_materializations(
+                records_filter, limit=RECORDS_PER_FETCH, cursor=cursor
+            )
+            found.update(_reported_attempts(page.records))
+            if not page.has_more:
+                break
+            cursor = page.cursor
+    return found
+
+
+def _reported_attempts(records: Sequence[dg.EventLogRecord]) -> Iterator[tuple[str, int]]:
     for record in records:
         materialization = record.asset_materialization
         if materialization is None or materialization.partition is None:
             continue
         attempt = RemixMetadataSet.attempt_of(materialization.metadata)
         if attempt is not None:
-            found.add((materialization.partition, attempt))
-    return found
+            yield materialization.partition, attempt
 
 
 def completion_events(
