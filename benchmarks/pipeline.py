@@ -74,7 +74,7 @@ def run_pipeline(
     ]
     seconds, returncode, log = timed_run(command, project, env)
     if returncode != 0:
-        raise PipelineFailed(f"remix-pipeline run exited {returncode}; see {log}")
+        raise PipelineFailed(f"remix-pipeline run exited {returncode}: {last_line(log)}")
     lineage_path = project / "data" / "output" / name / "lineage.parquet"
     frame = read_lineage(str(lineage_path))
     latest = frame.sort_values(["key", "attempt"]).groupby("key").tail(1)
@@ -86,6 +86,13 @@ def run_pipeline(
         dagster_runs=count_runs(Path(env["DAGSTER_HOME"])),
         lineage_path=lineage_path,
     )
+
+
+def last_line(log: Path) -> str:
+    """The command's last output line (its one error): what a failed row in RESULTS.md
+    says, rather than the log's path on this machine."""
+    lines = log.read_text(errors="replace").strip().splitlines()
+    return lines[-1] if lines else "(no output)"
 
 
 def timed_run(command: list[str], project: Path, env: dict[str, str]) -> tuple[float, int, Path]:

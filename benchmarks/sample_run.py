@@ -10,7 +10,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from benchmarks.pipeline import import_seconds, timed_run
+from benchmarks.pipeline import import_seconds, last_line, timed_run
 from benchmarks.plan import Plan
 from benchmarks.report import Report, Row, ratio
 from remix_pipeline.service.config import ServiceConfig
@@ -30,7 +30,9 @@ def sample_run(plan: Plan, workdir: Path, report: Report) -> None:
     command = [sys.executable, "-m", "remix_pipeline.cli", "run"]
     wall, returncode, log = timed_run(command, project, env)
     if returncode != 0:
-        raise RuntimeError(f"remix-pipeline run of the sample exited {returncode}: {log}")
+        raise RuntimeError(
+            f"remix-pipeline run of the sample exited {returncode}: {last_line(log)}"
+        )
     # The embedded service's defaults (what `run` without OPENAI_BASE_URL starts).
     fields = ServiceConfig.model_fields
     queued, running = fields["queued_seconds"].default, fields["run_seconds"].default
