@@ -171,6 +171,31 @@ def test_an_unreadable_image_leaves_the_text(tmp_path):
     assert previews.data_uri(tmp_path / "missing.webp", 160, 5_000) is None
 
 
+def webp_of(size: tuple[int, int]) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (40, 90, 160)).save(buffer, "WEBP")
+    return buffer.getvalue()
+
+
+def test_a_webp_within_the_bounds_is_shown_as_the_server_sent_it(tmp_path):
+    sent = webp_of((160, 90))
+    (tmp_path / "thumbnail.webp").write_bytes(sent)
+
+    uri = previews.data_uri(tmp_path / "thumbnail.webp", 320, 12_000)
+
+    assert uri is not None and images_in(uri) == [sent]
+
+
+def test_a_webp_wider_than_the_bound_is_scaled_down(tmp_path):
+    (tmp_path / "thumbnail.webp").write_bytes(webp_of((1280, 720)))
+
+    uri = previews.data_uri(tmp_path / "thumbnail.webp", 320, 12_000)
+
+    assert uri is not None
+    with Image.open(io.BytesIO(images_in(uri)[0])) as shown:
+        assert shown.size == (320, 180)
+
+
 class FakeLedger:
     def __init__(self, media: dict[ContentVariant, Path]) -> None:
         self.files = media
