@@ -16,7 +16,7 @@ import asyncio
 import hashlib
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -231,11 +231,15 @@ async def download_media(
     client: VideosClient,
     root: str | Path,
     attempts: list[Attempt] | None = None,
+    *,
+    on_recorded: Callable[[list[MediaRecord]], None] | None = None,
 ) -> DownloadReport:
     """Download every variant of every completed attempt that does not have it yet.
 
     `root` is a local folder or any fsspec URL; the ledger records each file's final
-    location (a local path, or the URL of the uploaded object).
+    location (a local path, or the URL of the uploaded object). `on_recorded` is handed each
+    batch of records as it is committed, whole attempts only, so a caller can show them
+    while the downloads go on.
     """
     report = DownloadReport()
     if attempts is None:
@@ -292,6 +296,8 @@ async def download_media(
         if unrecorded and (final or len(unrecorded) >= RECORDS_PER_COMMIT):
             ledger.record_media(unrecorded)
             report.downloaded.extend(unrecorded)
+            if on_recorded is not None:
+                on_recorded(list(unrecorded))
             unrecorded.clear()
 
     async def fetch(attempt: Attempt, variants: list[ContentVariant], staging: Path | None) -> None:

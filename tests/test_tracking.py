@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from pathlib import Path
 
 import httpx
 import sqlalchemy as sa
 
+from remix_pipeline import tracking
 from remix_pipeline.client import ClientSettings, VideosClient
 from remix_pipeline.contract import dump_video
-from remix_pipeline.ledger import AttemptState, Ledger
+from remix_pipeline.ledger import AttemptState, Ledger, MediaRecord
 from remix_pipeline.service import ServiceConfig
 from remix_pipeline.submission import submit_variants
 from remix_pipeline.tracking import MEDIA_VARIANTS, download_media, poll_in_flight
@@ -62,6 +64,30 @@ async def test_downloaded_files_share_ledger_commits_instead_of_one_each(tmp_pat
     assert len(report.downloaded) == 60
     # One read of what is recorded, then one commit per batch of files (reads commit too).
     assert len(commits) < 60 // 10
+
+
+async def test_each_committed_batch_is_handed_on_already_in_the_ledger_and_whole(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(tracking, "RECORDS_PER_COMMIT", 4)
+    config = ServiceConfig(db_path=tmp_path / "service.db", queued_seconds=0.05, run_seconds=0.1)
+    async with VideosClient.from_settings(ClientSettings(), embedded=config) as client:
+        ledger = await completed_ledger(tmp_path, client, 7)
+        batches: list[list[tuple[str, int, str]]] = []
+
+        def on_recorded(records: list[MediaRecord]) -> None:
+            for r in records:  # committed before it is handed on
+                assert r.variant in ledger.media(r.key, r.attempt)
+            batches.append([(r.key, r.attempt, r.variant) for r in records])
+
+        report = await download_media(ledger, client, tmp_path / "media", on_recorded=on_recorded)
+
+    assert len(batches) > 1
+    handed = [entry for batch in batches for entry in batch]
+    assert sorted(handed) == sorted((r.key, r.attempt, r.variant) for r in report.downloaded)
+    for batch in batches:  # an attempt's three files arrive together
+        per_attempt = Counter((key, number) for key, number, _ in batch)
+        assert set(per_attempt.values()) == {len(MEDIA_VARIANTS)}
 
 
 async def test_a_second_download_pass_fetches_nothing_already_recorded(tmp_path):

@@ -15,6 +15,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from remix_pipeline import tracking
 from remix_pipeline.definitions.headless import HeadlessRunner
 from remix_pipeline.experiment import ExperimentSettings
 from remix_pipeline.lineage import read_lineage
@@ -60,6 +61,23 @@ def test_each_submitted_partition_carries_metadata_that_does_not_grow_with_the_t
         metadata = record.asset_materialization.metadata
         assert metadata["variants"].value == 4
         assert all(len(str(value.value)) < 100 for value in metadata.values()), metadata
+
+
+def test_the_media_run_shows_every_variant_s_preview_as_its_batches_are_committed(
+    settings, instance, monkeypatch
+):
+    monkeypatch.setattr(tracking, "RECORDS_PER_COMMIT", 3)  # one attempt per batch
+    frame = run(settings, instance)
+
+    media_runs = [
+        r for r in instance.get_runs() if dg.AssetKey(["t", "media"]) in (r.asset_selection or ())
+    ]
+    observed = instance.fetch_observations(dg.AssetKey(["t", "videos"]), limit=100).records
+    assert {(o.run_id in {r.run_id for r in media_runs}) for o in observed} == {True}
+    assert sorted(o.partition_key for o in observed) == sorted(frame["key"])
+    for record in observed:
+        preview = record.asset_observation.metadata["preview"].value
+        assert preview.count("data:image/webp;base64,") == 2  # thumbnail and filmstrip
 
 
 def test_running_again_submits_nothing(project, settings, instance):
