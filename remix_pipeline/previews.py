@@ -10,8 +10,9 @@ image, also inside a table cell, so the results can be seen without leaving it:
 - a `videos` partition's `preview`: the thumbnail and the spritesheet (a filmstrip) of a
   completed variant, or the error code and message of a failed one.
 
-Images are re-encoded small with Pillow, so each event's metadata stays under a stated bound
-however many variants an experiment has. The images are read from where the media step
+Images are re-encoded small with Pillow (a WebP already within its bounds is kept as it
+is), so each event's metadata stays under a stated bound however many variants an
+experiment has. The images are read from where the media step
 stored them (a local path or an fsspec URL); an image that cannot be read is left out and the
 text stays.
 """

@@ -63,7 +63,7 @@ def test_each_submitted_partition_carries_metadata_that_does_not_grow_with_the_t
         assert all(len(str(value.value)) < 100 for value in metadata.values()), metadata
 
 
-def test_the_media_run_shows_every_variant_s_preview_as_its_batches_are_committed(
+def test_the_media_run_shows_a_preview_on_every_variant_as_its_batches_are_committed(
     settings, instance, monkeypatch
 ):
     monkeypatch.setattr(tracking, "RECORDS_PER_COMMIT", 3)  # one attempt per batch
