@@ -69,11 +69,13 @@ def test_the_media_run_shows_a_preview_on_every_variant_as_its_batches_are_commi
     monkeypatch.setattr(tracking, "RECORDS_PER_COMMIT", 3)  # one attempt per batch
     frame = run(settings, instance)
 
-    media_runs = [
-        r for r in instance.get_runs() if dg.AssetKey(["t", "media"]) in (r.asset_selection or ())
-    ]
+    media_runs = {
+        r.run_id
+        for r in instance.get_runs()
+        if dg.AssetKey(["t", "media"]) in (r.asset_selection or ())
+    }
     observed = instance.fetch_observations(dg.AssetKey(["t", "videos"]), limit=100).records
-    assert {(o.run_id in {r.run_id for r in media_runs}) for o in observed} == {True}
+    assert all(o.run_id in media_runs for o in observed)
     assert sorted(o.partition_key for o in observed) == sorted(frame["key"])
     for record in observed:
         preview = record.asset_observation.metadata["preview"].value
