@@ -51,6 +51,8 @@ nux:
 run_monitoring:
   enabled: true
 """
+POOL_RECYCLE_SECONDS = 3600
+POOL_MAX_OVERFLOW = 20
 
 
 class ErrorInfo(Protocol):
@@ -127,6 +129,19 @@ class RunSummary:
     unresolved: list[str] = field(default_factory=list)
 
 
+def keep_storage_connections(instance: dg.DagsterInstance) -> None:
+    """Pool the instance's database connections for as long as it lives.
+
+    dagster-postgres opens a new connection for every statement unless told to pool, which
+    only the webserver does: 11 ms an event on loopback, where a pooled one takes 1.8 ms. The
+    runner lives as long as a webserver and writes far more events, so it pools too, with no
+    statement timeout. SQLite storage ignores the call.
+    """
+    instance.optimize_for_webserver(
+        statement_timeout=0, pool_recycle=POOL_RECYCLE_SECONDS, max_overflow=POOL_MAX_OVERFLOW
+    )
+
+
 def describe(attempt: Attempt) -> str:
     """A variant as a person finds it in the table: key, source and label."""
     return f"{attempt.key} ({attempt.source_video_id}, {attempt.variant})"
@@ -145,6 +160,7 @@ class HeadlessRunner:
     ) -> None:
         self.settings = settings
         self.instance = instance
+        keep_storage_connections(instance)
         self.session = session or ExperimentSession(settings)
         with dagster_notices_ignored():
             self.defs = build_experiment_definitions(settings, self.session)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from remix_pipeline.definitions.headless import HeadlessRunner
 from remix_pipeline.experiment import LEDGER_URL_ENV, ExperimentSettings
@@ -35,3 +37,37 @@ def test_run_and_rerun_on_postgres_pay_once_per_variant(
     frame = read_lineage(again.lineage_path)
     assert set(frame["state"]) == {"completed"}
     assert len(runs) >= 4
+
+
+def test_a_run_on_postgres_holds_its_dagster_connections_rather_than_one_per_event(
+    project: Path, postgres_url: str
+) -> None:
+    settings = ExperimentSettings(name="t", table=str(project / "data" / "requests.csv"))
+    home = project / ".remix-pipeline" / "dagster_home"
+    engine = sa.create_engine(
+        postgres_url.replace("postgresql:", "postgresql+psycopg2:", 1), isolation_level="AUTOCOMMIT"
+    )
+    with engine.connect() as probe:
+        with postgres_instance(home, postgres_url) as instance:
+            before = sessions_ended(probe)  # the instance's own set-up is not the run's
+            summary = HeadlessRunner(settings, instance, poll_seconds=0.1).run(timeout_seconds=120)
+            events = sum(len(instance.all_logs(run.run_id)) for run in instance.get_runs())
+        opened = sessions_ended(probe) - before
+    engine.dispose()
+
+    assert summary.finished
+    assert opened < events / 4, f"{opened} connections for {events} events"
+
+
+def sessions_ended(probe: sa.Connection) -> int:
+    """Sessions the server has closed on the probe's database, once the count settles: the
+    server counts a session as it ends, a moment after its client lets go."""
+    query = sa.text("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+    last = probe.execute(query).scalar_one()
+    for _ in range(20):
+        time.sleep(0.25)
+        now = probe.execute(query).scalar_one()
+        if now == last:
+            return now
+        last = now
+    return last
