@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -90,8 +91,14 @@ COLUMN_DESCRIPTIONS: dict[str, str] = {
 }
 
 
-# Columns that are never null keep numpy dtypes; the others are pandas' nullable ones.
-_NULLABLE = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
+# Columns that are never null keep numpy dtypes; the others are pandas' nullable ones. Text is
+# pandas' own `str`, named here because any mapper at all sends an unnamed type through
+# Python objects: 0.4 s a column of 1,000,000 paths, where wrapping the Arrow array is free.
+_NULLABLE = {
+    pa.int64(): pd.Int64Dtype(),
+    pa.bool_(): pd.BooleanDtype(),
+    pa.string(): pd.StringDtype("pyarrow", na_value=np.nan),
+}
 _NEVER_NULL = ("attempt", "replicate", "row_number", "adopted")
 
 

@@ -1,11 +1,12 @@
 """The lineage table's times are `datetime64[ns, UTC]` columns, missing ones NaT; the server's
-raw unix seconds stay in the Video record the ledger keeps."""
+raw unix seconds stay in the Video record the ledger keeps. Its text is pandas' own `str`."""
 
 from __future__ import annotations
 
 import hashlib
 import io
 import json
+from math import nan
 from pathlib import Path
 
 import pandas as pd
@@ -94,6 +95,16 @@ def test_the_four_times_are_utc_datetime_columns_with_nat_where_unknown(ledger: 
     assert done["submitted_at"] == pd.Timestamp("2023-11-14T22:13:20.123456Z")
     assert running["completed_at"] is pd.NaT and running["expires_at"] is pd.NaT
     assert all(intent[c] is pd.NaT for c in TIME_COLUMNS)
+
+
+def test_text_columns_are_pandas_str_with_nan_where_unknown(ledger: Ledger):
+    frame = build_lineage_frame(ledger)
+
+    text = ["key", "prompt", "video_id", "model", "error_code", "video_path"]
+    assert {c: frame[c].dtype for c in text} == dict.fromkeys(text, pd.StringDtype(na_value=nan))
+    assert list(frame["video_id"].iloc[:2]) == ["video_done", "video_running"]
+    missing = frame["video_id"].iloc[2]
+    assert pd.isna(missing) and missing is not pd.NA
 
 
 def test_the_raw_unix_seconds_stay_in_the_ledgers_video_record(ledger: Ledger):
