@@ -21,6 +21,7 @@ from remix_pipeline.ledger import (
     MediaRecord,
     UnknownAttemptError,
     VideoAlreadyClaimedError,
+    frames,
 )
 from remix_pipeline.request_table import VariantRequest, variant_key
 
@@ -406,6 +407,28 @@ def test_lineage_columns_have_every_attempt_with_media_wide(ledger: Ledger) -> N
     assert frame["video_path"].isna().tolist() == [True, False]
 
 
+def test_lineage_columns_read_in_slices_are_the_same_table_as_one_read(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows 1 to 9, row 1 retried, row 9 the only error: its error column is all null in
+    every slice but the last, so each slice's column types differ before the cast."""
+    made = [intent(ledger, request(f"prompt {row}", row=row)) for row in range(1, 10)]
+    ledger.mark_failed(made[0].key, 1, code="x", message="y", now=12.0)
+    ledger.start_retry(made[0].key, run_id="run-2", now=13.0)
+    ledger.mark_failed(made[8].key, 1, code="moderation_blocked", message="no", now=12.0)
+    ledger.record_media([MediaRecord(made[4].key, 1, "video", "/v.mp4", "a" * 64, 10)])
+    monkeypatch.setattr(frames, "READERS", 1)
+    whole = ledger.lineage_columns()
+
+    monkeypatch.setattr(frames, "READERS", 4)
+    monkeypatch.setattr(frames, "ATTEMPTS_PER_READER", 2)
+    sliced = ledger.lineage_columns()
+
+    assert sliced.equals(whole)
+    assert whole["row_number"].to_pylist() == [1, 1, *range(2, 10)]
+    assert whole["error_code"].to_pylist()[-1] == "moderation_blocked"
+
+
 def test_lineage_columns_of_an_empty_ledger_have_the_media_columns(ledger: Ledger) -> None:
     frame = ledger.lineage_columns().to_pandas()
     assert len(frame) == 0
@@ -561,9 +584,12 @@ def test_lineage_columns_read_100k_attempts_in_bulk(
     assert set(frame["state"]) == {"intent"}
 
 
-def test_a_ledger_of_an_older_version_gains_the_new_columns_and_keeps_its_rows(tmp_path):
+def test_a_ledger_of_an_older_version_gains_the_new_columns_and_indexes_and_keeps_its_rows(
+    tmp_path,
+):
     """Made with the schema of 2026-11-25 (no server, poll-violation or media-derived
-    columns), then opened by this version: nothing is lost and every new column is there."""
+    columns, no indexes beyond its constraints), then opened by this version: nothing is lost
+    and every new column and index is there."""
     import sqlite3
 
     path = tmp_path / "ledger.db"
@@ -600,6 +626,9 @@ def test_a_ledger_of_an_older_version_gains_the_new_columns_and_keeps_its_rows(t
     assert ledger.media("k.1", 1)["video"].derived is False
     assert ledger.assign_server("embedded", recorded=None) == 1
     assert ledger.get("k.1", 1).server == "embedded"
+    with sqlite3.connect(path) as db:
+        indexes = {row[1] for row in db.execute("PRAGMA index_list(attempts)")}
+    assert {"ix_attempts_state", "ix_attempts_table_order"} <= indexes
     Ledger.for_path(path)  # opening it again changes nothing
 
 
