@@ -6,7 +6,7 @@ PostgreSQL. The attempt columns come from `records.Attempt`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -66,43 +66,48 @@ def stored_video(backend: str) -> sa.ColumnElement[Any]:
 
 
 def create_or_upgrade(engine: Engine) -> None:
-    """Create the tables, and add to an older ledger the columns and indexes added since."""
+    """Create the tables, and add to an older ledger the columns and indexes added since
+    (`create_all` makes an index only with its table). Each added column has a default or is
+    nullable. Two processes opening an old ledger at once may race to add the same one: the
+    loser finds it there and carries on."""
     metadata.create_all(engine)
-    _add_missing_columns(engine)
-    _add_missing_indexes(engine)
-
-
-def _add_missing_columns(engine: Engine) -> None:
-    """Each added column has a default or is nullable. Two processes opening an old ledger
-    at once may race: the loser finds the column there and carries on."""
-    inspector = sa.inspect(engine)
     for table in metadata.sorted_tables:
-        present = {column["name"] for column in inspector.get_columns(table.name)}
-        for column in table.columns:
-            if column.name in present:
-                continue
-            ddl = sa.schema.CreateColumn(column).compile(dialect=engine.dialect)
+        for kind, name, ddl in _missing(engine, table):
             try:
                 with engine.begin() as conn:
-                    conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {ddl}")
+                    conn.exec_driver_sql(ddl)
             except (sa.exc.OperationalError, sa.exc.ProgrammingError):
-                refreshed = {c["name"] for c in sa.inspect(engine).get_columns(table.name)}
-                if column.name not in refreshed:
+                if name not in _names(engine, table.name, kind):
                     raise
 
 
-def _add_missing_indexes(engine: Engine) -> None:
-    """`create_all` makes an index only with its table. As with columns, a process that loses
-    the race to add one finds it there and carries on."""
+Kind = Literal["columns", "indexes"]
+
+
+def _missing(engine: Engine, table: sa.Table) -> list[tuple[Kind, str, str]]:
+    """What `table` lacks in the database, as (kind, name, DDL): columns first, since an
+    index may be on a new column."""
+    dialect = engine.dialect
+    columns, indexes = _names(engine, table.name, "columns"), _names(engine, table.name, "indexes")
+    missing: list[tuple[Kind, str, str]] = [
+        (
+            "columns",
+            column.name,
+            f"ALTER TABLE {table.name} ADD COLUMN "
+            f"{sa.schema.CreateColumn(column).compile(dialect=dialect)}",
+        )
+        for column in table.columns
+        if column.name not in columns
+    ]
+    missing += [
+        ("indexes", str(index.name), str(sa.schema.CreateIndex(index).compile(dialect=dialect)))
+        for index in table.indexes
+        if index.name not in indexes
+    ]
+    return missing
+
+
+def _names(engine: Engine, table: str, kind: Kind) -> set[str | None]:
     inspector = sa.inspect(engine)
-    for table in metadata.sorted_tables:
-        present = {index["name"] for index in inspector.get_indexes(table.name)}
-        for index in table.indexes:
-            if index.name in present:
-                continue
-            try:
-                index.create(engine)
-            except (sa.exc.OperationalError, sa.exc.ProgrammingError):
-                refreshed = {i["name"] for i in sa.inspect(engine).get_indexes(table.name)}
-                if index.name not in refreshed:
-                    raise
+    found = inspector.get_columns(table) if kind == "columns" else inspector.get_indexes(table)
+    return {item["name"] for item in found}
