@@ -410,8 +410,8 @@ def test_lineage_columns_have_every_attempt_with_media_wide(ledger: Ledger) -> N
 def test_lineage_columns_read_in_slices_are_the_same_table_as_one_read(
     ledger: Ledger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Rows 1 to 9, row 1 retried, row 9 the only error: its error column is all null in
-    every slice but the last, so each slice's column types differ before the cast."""
+    """Rows 1 to 9 in three slices; rows 1 and 9 failed and row 1 was retried, so the middle
+    slice's error columns are all null and its column types differ before the cast."""
     made = [intent(ledger, request(f"prompt {row}", row=row)) for row in range(1, 10)]
     ledger.mark_failed(made[0].key, 1, code="x", message="y", now=12.0)
     ledger.start_retry(made[0].key, run_id="run-2", now=13.0)

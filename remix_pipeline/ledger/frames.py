@@ -74,11 +74,8 @@ def lineage_columns(url: sa.URL, experiment: str | None = None) -> pa.Table:
     backend = url.get_backend_name()
     query, schema = _lineage_query(backend)
     count, row_numbers = _row_number_ranges(url)
-    if len(row_numbers) == 1:
-        tables = [_read(url, query, count, *row_numbers[0])]
-    else:
-        with ThreadPoolExecutor(len(row_numbers)) as pool:
-            tables = list(pool.map(lambda bounds: _read(url, query, count, *bounds), row_numbers))
+    with ThreadPoolExecutor(len(row_numbers)) as pool:
+        tables = list(pool.map(lambda bounds: _read(url, query, count, *bounds), row_numbers))
     # Each slice infers its own types (a column may be all null in one), so each is cast.
     table = pa.concat_tables([part.cast(schema) for part in tables])
     if experiment is not None:
