@@ -356,6 +356,11 @@ class _Submitter:
                     candidates.setdefault(pair, []).append(video)
         except ListUnavailableError:
             pass  # nothing can be found: unmatched attempts wait out the grace, then the policy
+        except VideosAPIError as exc:
+            # The listing exists but failed past its retries: not having looked proves
+            # nothing, so nothing is sent again and the next run looks before it sends.
+            detail = f"the server's listing could not be read ({exc}); the next run looks again"
+            return [Outcome(r.key, Action.UNRESOLVED, a, detail) for r, a in pending]
         for found in candidates.values():
             found.sort(key=lambda v: (v.created_at, v.id))  # oldest first: the first send
         self._source_seconds = await self._lengths_of_sources(pending)

@@ -258,6 +258,46 @@ async def test_responses_arriving_together_are_recorded_in_few_ledger_commits(tm
     assert len(commits) < 1 + 60 + 30
 
 
+class ListingDown(httpx.AsyncBaseTransport):
+    """A server whose listing answers 503 while `down`, on a network that loses the first
+    paid remix before it reaches the server."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = LosesRemixes(inner, lose=1)
+        self.down = True
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.down and request.method == "GET" and request.url.path.endswith("/videos"):
+            return httpx.Response(503, json={"error": {"message": "overloaded"}})
+        return await self.inner.handle_async_request(request)
+
+
+async def test_a_listing_that_keeps_failing_leaves_the_unknown_outcome_for_the_next_run(tmp_path):
+    # The embedded server's listing is exhaustive: had the failed look counted as "no job",
+    # the variant would have been sent again at once, unseen.
+    config = service(tmp_path)
+    ledger = Ledger.for_path(tmp_path / "ledger.db")
+    network = ListingDown(embedded_transport(config))
+    client = VideosClient.from_settings(ClientSettings(max_attempts=2), transport=network)
+
+    async with client:
+        (first,) = await submit_variants(
+            requests(1), ledger=ledger, client=client, table_hash="h", run_id="r1"
+        )
+        jobs_while_down = await remix_jobs(config)
+        network.down = False
+        (later,) = await submit_variants(
+            requests(1), ledger=ledger, client=client, table_hash="h", run_id="r2"
+        )
+
+    assert first.action is Action.UNRESOLVED
+    assert first.attempt.state is AttemptState.UNKNOWN
+    assert "HTTP 503" in first.detail
+    assert jobs_while_down == []
+    assert later.action is Action.SUBMITTED
+    assert await remix_jobs(config) == ["prompt 0"]
+
+
 class HoldsRemixes(httpx.AsyncBaseTransport):
     """A network that holds every paid remix request until the test lets them through."""
 
