@@ -98,7 +98,12 @@ async def poll_in_flight(
     poll = _Poll(ledger, report)
     try:
         async with asyncio.timeout(budget):
-            async for found in client.stream_status(list(jobs), created_after=created_after):
+            # Newest first, as the server lists them, so the listing can be read in parts.
+            newest_first = sorted(jobs, key=lambda video_id: jobs[video_id].since, reverse=True)
+            statuses = client.stream_status(
+                newest_first, created_after=created_after, newest_first=True
+            )
+            async for found in statuses:
                 poll.take(found, jobs)
     except TimeoutError:
         report.out_of_time = True

@@ -5,6 +5,13 @@ needs about 10 requests instead of 1,000. Listing stops as soon as every wanted 
 the list has reached jobs older than anything wanted, a page repeats (a server that ignores
 `after`), or a page cap (the pages the wanted ids could fill, plus a few) is hit; ids still
 unseen are then retrieved one by one, which is all there is on a server without a list.
+
+Pages are read one after another, each cursor taken from the page before, so a long listing
+is as slow as its pages laid end to end (1,000 round trips for 100,000 jobs). Given the ids
+newest first, the listing is split into segments that start after one of the wanted ids and
+end at the next segment's start, read at once: each segment still pages by the server's own
+cursors, and together they cover the list exactly once. A segment starts only once the
+first has shown that the server honours `after`.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import asyncio
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 
-from remix_pipeline.client.errors import ListUnavailableError, NotFoundError
+from remix_pipeline.client.errors import APIStatusError, ListUnavailableError, NotFoundError
 from remix_pipeline.contract import Video, VideoList
 
 # A server without a route answers one of these for it.
@@ -24,6 +31,8 @@ LIST_UNAVAILABLE = ROUTE_MISSING | {400, 422}
 # Ids retrieved one by one are gathered this many at a time, so their records are handed on
 # (and can be dropped) in parts, as list pages are.
 RETRIEVALS_PER_CHUNK = 500
+# A segment of a split listing is worth its own cursor only if it spans this many pages.
+MIN_PAGES_PER_SEGMENT = 5
 
 FetchPage = Callable[[str | None], Awaitable[VideoList]]
 Retrieve = Callable[[str], Awaitable[Video]]
@@ -38,23 +47,32 @@ async def stream_status(
     extra_pages: int,
     concurrency: int,
     created_after: float | None = None,
+    newest_first: bool = False,
+    segments: int = 1,
 ) -> AsyncIterator[dict[str, Video]]:
     """The jobs' records a page (or a chunk of retrievals) at a time, keyed by the id asked
     for, so a caller watching 100,000 jobs holds one page of records, not all of them. An id
-    never yielded is unknown to the server."""
+    never yielded is unknown to the server.
+
+    With `newest_first` (the ids in the order the server lists them), the listing is read in
+    up to `segments` places at once."""
     wanted = set(video_ids)
     if not wanted:
         return
     seen: set[str] = set()
     if fetch_page is not None:
-        pages = _pages(
-            wanted,
+        pages_needed = math.ceil(len(wanted) / page_size)
+        count = min(segments, pages_needed // MIN_PAGES_PER_SEGMENT) if newest_first else 1
+        listing = _Listing(
+            list(dict.fromkeys(video_ids)),
             seen,
             fetch_page=fetch_page,
-            max_pages=math.ceil(len(wanted) / page_size) + extra_pages,
+            segments=max(count, 1),
+            page_size=page_size,
+            max_pages=pages_needed + extra_pages + max(count, 1) - 1,
             cutoff=None if created_after is None else math.floor(created_after),
         )
-        async for found in pages:
+        async for found in listing.pages():
             yield found
     missing = sorted(wanted - seen)
     for start in range(0, len(missing), RETRIEVALS_PER_CHUNK):
@@ -64,30 +82,144 @@ async def stream_status(
             yield found
 
 
-async def _pages(
-    wanted: set[str], seen: set[str], *, fetch_page: FetchPage, max_pages: int, cutoff: int | None
-) -> AsyncIterator[dict[str, Video]]:
-    """The wanted jobs of each list page not yet `seen` (which it adds them to), newest
-    first, until every one is seen or the list cannot hold any more of them."""
-    after: str | None = None
-    first_ids: set[str] = set()
-    for _ in range(max_pages):
+def _cuts(length: int, count: int) -> list[int]:
+    """Where `count` segments of about equal size start in a list of `length`, and its end."""
+    return [round(length * n / count) for n in range(count + 1)]
+
+
+def _boundaries(newest_first: list[str], count: int) -> list[str]:
+    """The ids that split the listing into `count` segments of about equal wanted ids: the
+    oldest wanted id of each segment but the last, after which the next segment starts."""
+    return [newest_first[cut - 1] for cut in _cuts(len(newest_first), count)[1:-1]]
+
+
+class _NoList(Exception):
+    """A segment found that the server cannot list: every segment stops."""
+
+
+class _Listing:
+    """One listing, read as one segment per boundary plus one, its pages handed on through a
+    queue as they arrive, so that while one segment's page is parsed the server already
+    works on another's."""
+
+    def __init__(
+        self,
+        ordered: list[str],
+        seen: set[str],
+        *,
+        fetch_page: FetchPage,
+        segments: int,
+        page_size: int,
+        max_pages: int,
+        cutoff: int | None,
+    ) -> None:
+        boundaries = _boundaries(ordered, segments)
+        self.wanted = set(ordered)
+        self.seen = seen
+        self.fetch_page = fetch_page
+        self.starts: list[str | None] = [None, *boundaries]
+        self.ends: list[str | None] = [*boundaries, None]
+        # Which segment each id falls in, and how many of each segment's are still unseen:
+        # a segment whose ids are all seen stops, wherever it is.
+        self.page_size = page_size
+        self.cuts = cuts = _cuts(len(ordered), segments)
+        self.segment_of = {
+            video_id: n for n in range(segments) for video_id in ordered[cuts[n] : cuts[n + 1]]
+        }
+        self.unseen = [cuts[n + 1] - cuts[n] for n in range(segments)]
+        self.pages_left = max_pages
+        self.cutoff = cutoff
+        self.found: asyncio.Queue[dict[str, Video] | BaseException | None] = asyncio.Queue(
+            maxsize=len(self.starts)
+        )
+        self.cursor_decided = asyncio.Event()
+        self.cursor_honoured = False
+
+    async def pages(self) -> AsyncIterator[dict[str, Video]]:
+        """The wanted jobs of each page not yet `seen` (which it adds them to), until every
+        one is seen or the list cannot hold any more of them."""
+        tasks = [asyncio.ensure_future(self._segment(n)) for n in range(len(self.starts))]
+        running = len(tasks)
         try:
-            page = await fetch_page(after)
+            while running:
+                item = await self.found.get()
+                if item is None:
+                    running -= 1
+                elif isinstance(item, _NoList):
+                    return
+                elif isinstance(item, BaseException):
+                    raise item
+                else:
+                    yield item
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _segment(self, n: int) -> None:
+        """Read segment `n`, then say it is done; the first segment's end also decides for
+        the others whether the server honours `after`."""
+        try:
+            if n == 0 or await self._cursor_works():
+                await self._read(n)
         except ListUnavailableError:
-            return
-        if page.data and page.data[0].id in first_ids:
-            return  # the server ignores `after`: every page is the first
-        first_ids.update(video.id for video in page.data[:1])
-        found = {v.id: v for v in page.data if v.id in wanted and v.id not in seen}
-        seen.update(found)
-        if found:
-            yield found
-        if len(seen) == len(wanted) or not page.has_more or not page.data:
-            return
-        if cutoff is not None and min(video.created_at for video in page.data) < cutoff:
-            return
-        after = page.last_id or page.data[-1].id
+            await self.found.put(_NoList())
+        except Exception as exc:
+            await self.found.put(exc)
+        finally:
+            if n == 0:
+                self.cursor_decided.set()
+        await self.found.put(None)
+
+    async def _cursor_works(self) -> bool:
+        await self.cursor_decided.wait()
+        return self.cursor_honoured  # if not, the first segment's pages alone are read
+
+    async def _read(self, n: int) -> None:
+        end = self.ends[n]
+        first_ids: set[str] = set()
+        passed_end = False
+        after: str | None = None
+        while self.pages_left > 0 and self.unseen[n] > 0:
+            self.pages_left -= 1
+            if not first_ids:
+                after, page = await self._first_page(n)
+            else:
+                page = await self.fetch_page(after)
+            if page.data and page.data[0].id in first_ids:
+                return  # the server ignores `after`: every page is the first
+            if n == 0 and after is not None:
+                self.cursor_honoured = True
+                self.cursor_decided.set()
+            first_ids.update(video.id for video in page.data[:1])
+            found = {v.id: v for v in page.data if v.id in self.wanted and v.id not in self.seen}
+            self.seen.update(found)
+            for video_id in found:
+                self.unseen[self.segment_of[video_id]] -= 1
+            if found:
+                await self.found.put(found)
+            if not page.has_more or not page.data:
+                return
+            passed_end = passed_end or any(video.id == end for video in page.data)
+            if passed_end and self.cursor_honoured:
+                return  # the next segment starts after `end`, in this page or an earlier one
+            if self.cutoff is not None and min(v.created_at for v in page.data) < self.cutoff:
+                return
+            after = page.last_id or page.data[-1].id
+
+    async def _first_page(self, n: int) -> tuple[str | None, VideoList]:
+        """Segment `n`'s first page, and the cursor it was read after. A server that refuses
+        to start after the segment's boundary (it no longer knows that job) is asked to
+        start after an earlier segment's, and the pages in between are read again."""
+        for k in range(n, -1, -1):
+            try:
+                return self.starts[k], await self.fetch_page(self.starts[k])
+            except APIStatusError:
+                if k == 0:
+                    raise
+                # The pages of segment k - 1, read twice, are not taken from the others.
+                self.pages_left += math.ceil((self.cuts[k] - self.cuts[k - 1]) / self.page_size)
+        raise AssertionError("unreachable: the first segment starts at the top")
 
 
 async def _retrieve_each(

@@ -519,10 +519,15 @@ class VideosClient:
         return found
 
     def stream_status(
-        self, video_ids: Collection[str], *, created_after: float | None = None
+        self,
+        video_ids: Collection[str],
+        *,
+        created_after: float | None = None,
+        newest_first: bool = False,
     ) -> AsyncIterator[dict[str, Video]]:
         """`bulk_status` a list page (or a chunk of retrievals) at a time, for a caller that
-        watches more jobs than it wants to hold records of at once."""
+        watches more jobs than it wants to hold records of at once. Ids given `newest_first`
+        (in the server's list order) let the listing be read in several places at once."""
         if isinstance(video_ids, str):
             raise InvalidArgumentError("video_ids must be a collection of ids, not one string")
         wanted = [_checked_id(video_id) for video_id in video_ids]
@@ -541,6 +546,8 @@ class VideosClient:
             extra_pages=settings.bulk_extra_pages,
             concurrency=settings.bulk_retrieve_concurrency,
             created_after=created_after,
+            newest_first=newest_first,
+            segments=settings.list_concurrency,
         )
 
     # Machinery ----------------------------------------------------------------------------
@@ -558,8 +565,9 @@ class VideosClient:
             )
         except APIStatusError as error:
             # A request this plain is refused only by a server that has no usable list
-            # (LiteLLM without a default model answers 400 "LLM Provider NOT provided").
-            if error.status_code not in LIST_UNAVAILABLE:
+            # (LiteLLM without a default model answers 400 "LLM Provider NOT provided");
+            # a refused cursor says nothing of the list, only of the cursor.
+            if after is not None or error.status_code not in LIST_UNAVAILABLE:
                 raise
             self.profile.list_unavailable = True
             self.deviations.note(Deviation.NO_LIST, f"HTTP {error.status_code}: {error.message}")

@@ -50,6 +50,12 @@ class ClientSettings(BaseModel):
         default=DEFAULT_MAX_JSON_BYTES, ge=1, description="Larger JSON bodies are refused."
     )
     bulk_retrieve_concurrency: int = Field(default=8, ge=1)
+    list_concurrency: int = Field(
+        default=4,
+        ge=1,
+        description="List pages bulk status reads at once, each segment of a long listing "
+        "by its own cursor.",
+    )
     bulk_extra_pages: int = Field(
         default=2,
         ge=0,

@@ -5,8 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+import httpx
+
+from remix_pipeline.client import VideosClient
+from remix_pipeline.client.bulk import _boundaries
 from remix_pipeline.contract import VideoStatus
 from tests.support.embedded import Embedded
+from tests.support.fakes import fast_settings
 
 SOURCE = "video_src_harbor"
 
@@ -73,3 +78,102 @@ async def test_streamed_status_hands_on_one_page_of_records_at_a_time(
         parts = [part async for part in client.stream_status([*ids, "video_never_made"])]
     assert [len(part) for part in parts] == [100, 100, 50]
     assert sorted(video_id for part in parts for video_id in part) == sorted(ids)
+
+
+class ListWatch(httpx.AsyncBaseTransport):
+    """The service behind a network that counts list requests and how many overlap, and can
+    refuse chosen `after` cursors or drop `after` altogether (a server that ignores it)."""
+
+    def __init__(
+        self,
+        inner: httpx.AsyncBaseTransport,
+        *,
+        refuse_after: frozenset[str] = frozenset(),
+        ignore_after: bool = False,
+    ) -> None:
+        self.inner = inner
+        self.refuse_after = refuse_after
+        self.ignore_after = ignore_after
+        self.lists = 0
+        self.in_flight = 0
+        self.most_at_once = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if not request.url.path.endswith("/videos"):
+            return await self.inner.handle_async_request(request)
+        after = request.url.params.get("after")
+        if after in self.refuse_after:
+            return httpx.Response(400, json={"error": {"message": "no such id", "param": "after"}})
+        if self.ignore_after:
+            request.url = request.url.copy_remove_param("after")
+        self.lists += 1
+        self.in_flight += 1
+        self.most_at_once = max(self.most_at_once, self.in_flight)
+        try:
+            return await self.inner.handle_async_request(request)
+        finally:
+            self.in_flight -= 1
+
+
+async def newest_first_ids(service: Embedded, count: int) -> list[str]:
+    """`count` new jobs' ids, newest first as the server lists them."""
+    made = set(await submit(service, count))
+    return [video.id for video in await service.all_videos() if video.id in made]
+
+
+def watched_client(service: Embedded, network: ListWatch) -> VideosClient:
+    settings = fast_settings(base_url=None, list_page_size=10, list_concurrency=4)
+    return VideosClient.from_settings(settings, transport=network)
+
+
+async def test_ids_given_newest_first_are_listed_in_segments_at_once_covering_the_list_once(
+    embedded: Callable[..., Embedded],
+) -> None:
+    service = embedded()
+    ids = await newest_first_ids(service, 200)
+    network = ListWatch(service.transport)
+    async with watched_client(service, network) as client:
+        found = [p async for p in client.stream_status(ids, newest_first=True)]
+
+    seen = [video_id for part in found for video_id in part]
+    assert sorted(seen) == sorted(ids)  # each id handed on once
+    assert network.most_at_once >= 2
+    # 20 pages of wanted ids; at most one page shared by each of the three segment joins.
+    assert network.lists <= 20 + 3
+    assert (await list_and_retrieve_counts(service))[1] == 0
+
+
+async def test_a_server_that_ignores_after_is_read_by_one_segment_then_retrieved(
+    embedded: Callable[..., Embedded],
+) -> None:
+    service = embedded()
+    ids = await newest_first_ids(service, 200)
+    network = ListWatch(service.transport, ignore_after=True)
+    async with watched_client(service, network) as client:
+        found = {
+            k: v
+            async for part in client.stream_status(ids, newest_first=True)
+            for k, v in part.items()
+        }
+
+    assert sorted(found) == sorted(ids)
+    assert network.lists == 2  # the repeat of the first page shows the cursor is ignored
+    assert network.most_at_once == 1
+
+
+async def test_a_segment_whose_start_is_refused_is_read_by_the_segment_before_it(
+    embedded: Callable[..., Embedded],
+) -> None:
+    service = embedded()
+    ids = await newest_first_ids(service, 210)
+    refused = frozenset(_boundaries(ids, 4)[1:2])  # the third segment cannot start
+    network = ListWatch(service.transport, refuse_after=refused)
+    async with watched_client(service, network) as client:
+        found = {
+            k: v
+            async for part in client.stream_status(ids, newest_first=True)
+            for k, v in part.items()
+        }
+
+    assert sorted(found) == sorted(ids)
+    assert (await list_and_retrieve_counts(service))[1] == 0
