@@ -121,9 +121,13 @@ async def newest_first_ids(service: Embedded, count: int) -> list[str]:
     return [video.id for video in await service.all_videos() if video.id in made]
 
 
-def watched_client(service: Embedded, network: ListWatch) -> VideosClient:
+async def listed(network: ListWatch, ids: list[str]) -> list[str]:
+    """The ids `stream_status` hands on, given newest first, as often as it hands them on:
+    ten to a page, read in up to four segments."""
     settings = fast_settings(base_url=None, list_page_size=10, list_concurrency=4)
-    return VideosClient.from_settings(settings, transport=network)
+    async with VideosClient.from_settings(settings, transport=network) as client:
+        parts = [part async for part in client.stream_status(ids, newest_first=True)]
+    return [video_id for part in parts for video_id in part]
 
 
 async def test_ids_given_newest_first_are_listed_in_segments_at_once_covering_the_list_once(
@@ -132,11 +136,8 @@ async def test_ids_given_newest_first_are_listed_in_segments_at_once_covering_th
     service = embedded()
     ids = await newest_first_ids(service, 200)
     network = ListWatch(service.transport)
-    async with watched_client(service, network) as client:
-        found = [p async for p in client.stream_status(ids, newest_first=True)]
 
-    seen = [video_id for part in found for video_id in part]
-    assert sorted(seen) == sorted(ids)  # each id handed on once
+    assert sorted(await listed(network, ids)) == sorted(ids)  # each id handed on once
     assert network.most_at_once >= 2
     # 20 pages of wanted ids; at most one page shared by each of the three segment joins.
     assert network.lists <= 20 + 3
@@ -149,31 +150,19 @@ async def test_a_server_that_ignores_after_is_read_by_one_segment_then_retrieved
     service = embedded()
     ids = await newest_first_ids(service, 200)
     network = ListWatch(service.transport, ignore_after=True)
-    async with watched_client(service, network) as client:
-        found = {
-            k: v
-            async for part in client.stream_status(ids, newest_first=True)
-            for k, v in part.items()
-        }
 
-    assert sorted(found) == sorted(ids)
+    assert sorted(await listed(network, ids)) == sorted(ids)
     assert network.lists == 2  # the repeat of the first page shows the cursor is ignored
     assert network.most_at_once == 1
 
 
-async def test_a_segment_whose_start_is_refused_is_read_by_the_segment_before_it(
+async def test_a_segment_whose_start_is_refused_starts_after_the_boundary_before_it(
     embedded: Callable[..., Embedded],
 ) -> None:
     service = embedded()
     ids = await newest_first_ids(service, 210)
-    refused = frozenset(_boundaries(ids, 4)[1:2])  # the third segment cannot start
+    refused = frozenset(_boundaries(ids, 4)[1:2])  # the third segment cannot start there
     network = ListWatch(service.transport, refuse_after=refused)
-    async with watched_client(service, network) as client:
-        found = {
-            k: v
-            async for part in client.stream_status(ids, newest_first=True)
-            for k, v in part.items()
-        }
 
-    assert sorted(found) == sorted(ids)
+    assert sorted(await listed(network, ids)) == sorted(ids)
     assert (await list_and_retrieve_counts(service))[1] == 0
