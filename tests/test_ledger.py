@@ -429,6 +429,21 @@ def test_lineage_columns_read_in_slices_are_the_same_table_as_one_read(
     assert whole["error_code"].to_pylist()[-1] == "moderation_blocked"
 
 
+def test_lineage_readers_opening_at_once_wait_for_the_file_instead_of_failing(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four slices read at once, fifty times over: without a busy timeout on the bulk
+    readers, SQLite answered "database is locked" at once: this failed 6 runs in 6."""
+    for row in range(1, 9):
+        intent(ledger, request(f"prompt {row}", row=row))
+    monkeypatch.setattr(frames, "READERS", 4)
+    monkeypatch.setattr(frames, "ATTEMPTS_PER_READER", 2)
+
+    lengths = [len(ledger.lineage_columns()) for _ in range(50)]
+
+    assert lengths == [8] * 50
+
+
 def test_lineage_columns_of_an_empty_ledger_have_the_media_columns(ledger: Ledger) -> None:
     frame = ledger.lineage_columns().to_pandas()
     assert len(frame) == 0

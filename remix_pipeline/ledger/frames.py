@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
+from remix_pipeline.ledger.engine import SQLITE_BUSY_TIMEOUT_MS
 from remix_pipeline.ledger.records import MEDIA_VARIANTS
 from remix_pipeline.ledger.schema import attempts_table, media_table, stored_video
 
@@ -128,7 +129,13 @@ def _connect(url: sa.URL) -> Any:
     if url.get_backend_name() == "sqlite":
         import adbc_driver_sqlite.dbapi
 
-        return adbc_driver_sqlite.dbapi.connect(url.database)
+        conn = adbc_driver_sqlite.dbapi.connect(url.database)
+        # Readers that open at once sometimes find the file locked for a moment, even in WAL
+        # with no writer (12 of 40 tries by hand); the driver sets no busy timeout, so without
+        # one the read fails at once with "database is locked" instead of waiting.
+        with conn.cursor() as cursor:
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        return conn
     import adbc_driver_postgresql.dbapi
 
     libpq = url.set(drivername="postgresql").render_as_string(hide_password=False)
