@@ -139,3 +139,30 @@ async def test_a_status_answered_with_another_jobs_record_leaves_the_attempt_in_
     assert [a.key for a in report.foreign] == [made.key]
     assert report.finished == []
     assert [a.video_id for a in ledger.in_flight()] == ["video_mine"]
+
+
+async def test_a_running_jobs_percent_is_recorded_once_it_has_moved_a_whole_step(tmp_path):
+    ledger = Ledger.for_path(tmp_path / "ledger.db")
+    made = ledger.record_intent(request(), table_hash="h", run_id=None, now=1.0)
+    ledger.mark_sent(made.key, 1, sent_at=1.0)
+    ledger.mark_submitted(
+        made.key, 1, video("video_mine", status="in_progress", progress=10), now=2.0
+    )
+    answered = {"progress": 10}
+
+    def server(asked: httpx.Request) -> httpx.Response:
+        running = video("video_mine", status="in_progress", progress=answered["progress"])
+        listed = {"object": "list", "data": [dump_video(running)], "has_more": False}
+        return httpx.Response(
+            200, json={**listed, "first_id": "video_mine", "last_id": "video_mine"}
+        )
+
+    recorded: list[int] = []
+    settings = ClientSettings(base_url="http://fake.test/v1")
+    async with VideosClient.from_settings(settings, transport=httpx.MockTransport(server)) as c:
+        for progress in (11, 14, 15, 16, 19, 20):
+            answered["progress"] = progress
+            await poll_in_flight(ledger, c)
+            recorded.append(ledger.get(made.key, 1).video["progress"])  # type: ignore[index]
+
+    assert recorded == [10, 10, 15, 15, 15, 20]
