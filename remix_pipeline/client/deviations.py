@@ -37,6 +37,8 @@ VIDEO_KEYS: tuple[str, ...] = tuple(Video.model_fields)
 _NULLABLE = ("completed_at", "expires_at", "prompt", "remixed_from_video_id", "error")
 _KNOWN_SIZES = frozenset(SPEC_SIZES + GUIDE_SIZES)
 _KNOWN_SECONDS = frozenset(SPEC_SECONDS + GUIDE_SECONDS)
+_VIDEO_KEY_SET = frozenset(VIDEO_KEYS)
+_STATUSES = frozenset(("queued", "in_progress", "completed", "failed"))
 
 
 class Deviation(StrEnum):
@@ -95,7 +97,7 @@ class DeviationLog:
 
 def normalise_video(data: Any, log: DeviationLog) -> Any:
     """A Video object in contract shape; anything not a JSON object is left for validation."""
-    if not isinstance(data, dict):
+    if not isinstance(data, dict) or _in_contract_shape(data):
         return data
     video = {key: data[key] for key in VIDEO_KEYS if key in data}
     extra = sorted(set(data) - set(VIDEO_KEYS))
@@ -127,6 +129,24 @@ def normalise_video(data: Any, log: DeviationLog) -> Any:
             "message": str(error.get("message") or ""),
         }
     return video
+
+
+def _in_contract_shape(data: dict[str, Any]) -> bool:
+    """Whether a record needs no normalising, in a few lookups: a tick reads 100,000 of
+    them, nearly all like this (the full path took 1.5 s of such a tick)."""
+    return (
+        data.keys() == _VIDEO_KEY_SET
+        and _is_one_of(data["status"], _STATUSES)
+        and data["progress"] is not None
+        and data["model"] is not None
+        and _is_one_of(data["size"], _KNOWN_SIZES)
+        and _is_one_of(data["seconds"], _KNOWN_SECONDS)
+        and data["error"] is None
+    )
+
+
+def _is_one_of(value: Any, words: frozenset[str]) -> bool:
+    return type(value) is str and value in words
 
 
 def _normalise_size(video: dict[str, Any], log: DeviationLog) -> None:
