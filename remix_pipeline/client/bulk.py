@@ -8,10 +8,11 @@ unseen are then retrieved one by one, which is all there is on a server without 
 
 Pages are read one after another, each cursor taken from the page before, so a long listing
 is as slow as its pages laid end to end (1,000 round trips for 100,000 jobs). Given the ids
-newest first, the listing is split into segments that start after one of the wanted ids and
-end at the next segment's start, read at once: each segment still pages by the server's own
-cursors, and together they cover the list exactly once. A segment starts only once the
-first has shown that the server honours `after`.
+newest first, the listing is split into segments that start after one of the wanted ids,
+read at once: each segment still pages by the server's own cursors, and ends where it meets
+the id another segment started after, so together they cover the list once even when the
+order given was not quite the server's. A segment starts only once the first has shown that
+the server honours `after`.
 """
 
 from __future__ import annotations
@@ -68,7 +69,6 @@ async def stream_status(
             seen,
             fetch_page=fetch_page,
             segments=max(count, 1),
-            page_size=page_size,
             max_pages=pages_needed + extra_pages + max(count, 1) - 1,
             cutoff=None if created_after is None else math.floor(created_after),
         )
@@ -109,24 +109,19 @@ class _Listing:
         *,
         fetch_page: FetchPage,
         segments: int,
-        page_size: int,
         max_pages: int,
         cutoff: int | None,
     ) -> None:
-        boundaries = _boundaries(ordered, segments)
         self.wanted = set(ordered)
         self.seen = seen
         self.fetch_page = fetch_page
-        self.starts: list[str | None] = [None, *boundaries]
-        self.ends: list[str | None] = [*boundaries, None]
-        # Which segment each id falls in, and how many of each segment's are still unseen:
-        # a segment whose ids are all seen stops, wherever it is.
-        self.page_size = page_size
-        self.cuts = cuts = _cuts(len(ordered), segments)
-        self.segment_of = {
-            video_id: n for n in range(segments) for video_id in ordered[cuts[n] : cuts[n + 1]]
+        self.starts: list[str | None] = [None, *_boundaries(ordered, segments)]
+        # For each id a segment is to begin after, whether it did: a segment that meets one
+        # stops there if it did, and reads on through that ground if the server refused it.
+        loop = asyncio.get_running_loop()
+        self.begun: dict[str, asyncio.Future[bool]] = {
+            start: loop.create_future() for start in self.starts[1:] if start is not None
         }
-        self.unseen = [cuts[n + 1] - cuts[n] for n in range(segments)]
         self.pages_left = max_pages
         self.cutoff = cutoff
         self.found: asyncio.Queue[dict[str, Video] | BaseException | None] = asyncio.Queue(
@@ -159,67 +154,75 @@ class _Listing:
     async def _segment(self, n: int) -> None:
         """Read segment `n`, then say it is done; the first segment's end also decides for
         the others whether the server honours `after`."""
+        start = self.starts[n]
         try:
-            if n == 0 or await self._cursor_works():
-                await self._read(n)
+            if start is None:
+                await self._read(None)
+            elif await self._cursor_works():
+                await self._read(start)
         except ListUnavailableError:
             await self.found.put(_NoList())
         except Exception as exc:
             await self.found.put(exc)
         finally:
-            if n == 0:
+            if start is None:
                 self.cursor_decided.set()
+            else:
+                self._mark_begun(start, False)  # unless it did: it never will now
         await self.found.put(None)
 
     async def _cursor_works(self) -> bool:
         await self.cursor_decided.wait()
         return self.cursor_honoured  # if not, the first segment's pages alone are read
 
-    async def _read(self, n: int) -> None:
-        end = self.ends[n]
+    def _mark_begun(self, start: str, begun: bool) -> None:
+        if not self.begun[start].done():
+            self.begun[start].set_result(begun)
+
+    async def _read(self, start: str | None) -> None:
         first_ids: set[str] = set()
-        passed_end = False
-        after: str | None = None
-        while self.pages_left > 0 and self.unseen[n] > 0:
+        after = start
+        while self.pages_left > 0 and len(self.seen) < len(self.wanted):
             self.pages_left -= 1
-            if not first_ids:
-                after, page = await self._first_page(n)
-            else:
-                page = await self.fetch_page(after)
+            page = await self._page(after, first=not first_ids, start=start)
+            if page is None:
+                return  # the server refused this start: the segment above reads on through it
             if page.data and page.data[0].id in first_ids:
                 return  # the server ignores `after`: every page is the first
-            if n == 0 and after is not None:
+            if start is None and after is not None:
                 self.cursor_honoured = True
                 self.cursor_decided.set()
             first_ids.update(video.id for video in page.data[:1])
             found = {v.id: v for v in page.data if v.id in self.wanted and v.id not in self.seen}
             self.seen.update(found)
-            for video_id in found:
-                self.unseen[self.segment_of[video_id]] -= 1
             if found:
                 await self.found.put(found)
             if not page.has_more or not page.data:
                 return
-            passed_end = passed_end or any(video.id == end for video in page.data)
-            if passed_end and self.cursor_honoured:
-                return  # the next segment starts after `end`, in this page or an earlier one
+            if await self._reached_another_segment(page, start):
+                return
             if self.cutoff is not None and min(v.created_at for v in page.data) < self.cutoff:
                 return
             after = page.last_id or page.data[-1].id
 
-    async def _first_page(self, n: int) -> tuple[str | None, VideoList]:
-        """Segment `n`'s first page, and the cursor it was read after. A server that refuses
-        to start after the segment's boundary (it no longer knows that job) is asked to
-        start after an earlier segment's, and the pages in between are read again."""
-        for k in range(n, -1, -1):
-            try:
-                return self.starts[k], await self.fetch_page(self.starts[k])
-            except APIStatusError:
-                if k == 0:
-                    raise
-                # The pages of segment k - 1, read twice, are not taken from the others.
-                self.pages_left += math.ceil((self.cuts[k] - self.cuts[k - 1]) / self.page_size)
-        raise AssertionError("unreachable: the first segment starts at the top")
+    async def _page(self, after: str | None, *, first: bool, start: str | None) -> VideoList | None:
+        """The page after `after`; None if it is this segment's first and the server refuses
+        to start there (it no longer knows that job)."""
+        if not first or start is None:
+            return await self.fetch_page(after)
+        try:
+            page = await self.fetch_page(after)
+        except APIStatusError:
+            return None
+        self._mark_begun(start, True)
+        return page
+
+    async def _reached_another_segment(self, page: VideoList, start: str | None) -> bool:
+        """Whether another segment began after an id of this page, and so reads on from it."""
+        if not self.cursor_honoured:
+            return False  # no other segment reads
+        met = [self.begun[v.id] for v in page.data if v.id in self.begun and v.id != start]
+        return any([await begun for begun in met])
 
 
 async def _retrieve_each(

@@ -156,7 +156,21 @@ async def test_a_server_that_ignores_after_is_read_by_one_segment_then_retrieved
     assert network.most_at_once == 1
 
 
-async def test_a_segment_whose_start_is_refused_starts_after_the_boundary_before_it(
+async def test_ids_given_in_another_order_than_the_servers_are_still_listed_once_each(
+    embedded: Callable[..., Embedded],
+) -> None:
+    """Oldest first, as a ledger whose jobs were all stamped sent at one moment gives them:
+    each segment still ends where another began, so the list is read once."""
+    service = embedded()
+    ids = await newest_first_ids(service, 200)
+    network = ListWatch(service.transport)
+
+    assert sorted(await listed(network, ids[::-1])) == sorted(ids)
+    assert network.lists <= 20 + 3
+    assert (await list_and_retrieve_counts(service))[1] == 0
+
+
+async def test_a_segment_whose_start_is_refused_is_read_through_by_the_segment_above(
     embedded: Callable[..., Embedded],
 ) -> None:
     service = embedded()
