@@ -35,6 +35,7 @@ from remix_pipeline.client.bulk import stream_status as _stream_status
 from remix_pipeline.client.deviations import (
     Deviation,
     DeviationLog,
+    needs_no_normalising,
     normalise_list,
     normalise_video,
 )
@@ -54,7 +55,12 @@ from remix_pipeline.client.errors import (
 from remix_pipeline.client.gateways import gateway_of, same_video
 from remix_pipeline.client.limiter import RateLimiter, shared_limiter
 from remix_pipeline.client.profile import ServerProfile, shared_profile
-from remix_pipeline.client.responses import parse_model, read_capped, status_error
+from remix_pipeline.client.responses import (
+    parse_as_sent,
+    parse_model,
+    read_capped,
+    status_error,
+)
 from remix_pipeline.client.retry import (
     RetryPolicy,
     server_delay,
@@ -585,6 +591,10 @@ class VideosClient:
             body = await read_capped(response, cap)
             if prepare is None:
                 return parse_model(model, body)
+            if not log.reshapes:
+                parsed = parse_as_sent(model, body)
+                if parsed is not None and needs_no_normalising(parsed):
+                    return parsed
             return parse_model(model, body, lambda data: prepare(data, log))
 
         return parse

@@ -12,12 +12,15 @@ import logging
 from enum import StrEnum
 from typing import Any
 
+from pydantic import BaseModel
+
 from remix_pipeline.contract.models import (
     GUIDE_SECONDS,
     GUIDE_SIZES,
     SPEC_SECONDS,
     SPEC_SIZES,
     Video,
+    VideoList,
 )
 
 logger = logging.getLogger("remix_pipeline.client")
@@ -37,8 +40,6 @@ VIDEO_KEYS: tuple[str, ...] = tuple(Video.model_fields)
 _NULLABLE = ("completed_at", "expires_at", "prompt", "remixed_from_video_id", "error")
 _KNOWN_SIZES = frozenset(SPEC_SIZES + GUIDE_SIZES)
 _KNOWN_SECONDS = frozenset(SPEC_SECONDS + GUIDE_SECONDS)
-_VIDEO_KEY_SET = frozenset(VIDEO_KEYS)
-_STATUSES = frozenset(("queued", "in_progress", "completed", "failed"))
 
 
 class Deviation(StrEnum):
@@ -76,12 +77,31 @@ _EXPLANATIONS: dict[Deviation, str] = {
 }
 
 
+# The deviations that reshape a record or a page on its way in.
+_RESHAPING = frozenset(
+    {
+        Deviation.STATUS_ALIAS,
+        Deviation.MISSING_FIELDS,
+        Deviation.EXTRA_FIELDS,
+        Deviation.FREE_FORM_SIZE,
+        Deviation.FREE_FORM_SECONDS,
+        Deviation.LIST_WITHOUT_CURSORS,
+    }
+)
+
+
 class DeviationLog:
     """The deviation kinds one client has met, each warned about once."""
 
     def __init__(self, server: str) -> None:
         self.server = server
         self.seen: dict[Deviation, str] = {}
+
+    @property
+    def reshapes(self) -> bool:
+        """Whether this server's answers have needed reshaping: from then on they are
+        normalised before they are read, without trying them as they came first."""
+        return not _RESHAPING.isdisjoint(self.seen)
 
     def note(self, kind: Deviation, example: str) -> None:
         if kind in self.seen:
@@ -95,9 +115,28 @@ class DeviationLog:
         )
 
 
+def needs_no_normalising(parsed: BaseModel) -> bool:
+    """Whether a record or page read straight from the JSON is what normalising would have
+    made of it: the contract's keys and values only. A tick reads 1,000 pages of 100, and
+    reading them so costs 0.36 ms a page where decoding, normalising and validating cost 0.82."""
+    if isinstance(parsed, VideoList):
+        return not parsed.model_extra and all(_as_normalised(v) for v in parsed.data)
+    return isinstance(parsed, Video) and _as_normalised(parsed)
+
+
+def _as_normalised(video: Video) -> bool:
+    error = video.error
+    return (
+        not video.model_extra
+        and video.size in _KNOWN_SIZES
+        and video.seconds in _KNOWN_SECONDS
+        and (error is None or (bool(error.code) and not error.model_extra))
+    )
+
+
 def normalise_video(data: Any, log: DeviationLog) -> Any:
     """A Video object in contract shape; anything not a JSON object is left for validation."""
-    if not isinstance(data, dict) or _in_contract_shape(data):
+    if not isinstance(data, dict):
         return data
     video = {key: data[key] for key in VIDEO_KEYS if key in data}
     extra = sorted(set(data) - set(VIDEO_KEYS))
@@ -129,24 +168,6 @@ def normalise_video(data: Any, log: DeviationLog) -> Any:
             "message": str(error.get("message") or ""),
         }
     return video
-
-
-def _in_contract_shape(data: dict[str, Any]) -> bool:
-    """Whether a record needs no normalising, in a few lookups: a tick reads 100,000 of
-    them, nearly all like this (the full path took 1.5 s of such a tick)."""
-    return (
-        data.keys() == _VIDEO_KEY_SET
-        and _is_one_of(data["status"], _STATUSES)
-        and data["progress"] is not None
-        and data["model"] is not None
-        and _is_one_of(data["size"], _KNOWN_SIZES)
-        and _is_one_of(data["seconds"], _KNOWN_SECONDS)
-        and data["error"] is None
-    )
-
-
-def _is_one_of(value: Any, words: frozenset[str]) -> bool:
-    return type(value) is str and value in words
 
 
 def _normalise_size(video: dict[str, Any], log: DeviationLog) -> None:

@@ -42,6 +42,15 @@ async def read_capped(response: httpx.Response, cap: int) -> bytes:
     return b"".join(chunks)
 
 
+def parse_as_sent(model: type[ModelT], body: bytes) -> ModelT | None:
+    """The body read straight into `model`, in one pass; None if it does not fit as it is
+    (it may still fit once normalised, or be an error to report with `parse_model`)."""
+    try:
+        return model.model_validate_json(body)
+    except ValidationError:
+        return None
+
+
 def parse_model(
     model: type[ModelT], body: bytes, prepare: Callable[[Any], Any] | None = None
 ) -> ModelT:
