@@ -55,20 +55,26 @@ def row(conn: Connection, key: str, attempt: int, *, lock: bool = False) -> sa.R
 
 
 def locked_rows(
-    conn: Connection, pairs: Sequence[tuple[str, int]]
+    conn: Connection,
+    pairs: Sequence[tuple[str, int]],
+    columns: Sequence[sa.Column[Any]] = (),
 ) -> dict[tuple[str, int], sa.Row[Any]]:
-    """Locked rows of many (key, attempt) pairs, a chunk of keys per query.
+    """Locked rows of many (key, attempt) pairs, a chunk of keys per query: only `columns`
+    of them (and the key and attempt) when given, since a whole row carries its Video record.
 
     By key, not by (key, attempt) row values: SQLite scans the whole table for those.
     """
     wanted = set(pairs)
     keys = list(dict.fromkeys(key for key, _ in pairs))
+    selected = (
+        sa.select(attempts_table.c.key, attempts_table.c.attempt, *columns)
+        if columns
+        else sa.select(attempts_table)
+    )
     found: dict[tuple[str, int], sa.Row[Any]] = {}
     for start in range(0, len(keys), CHUNK):
         rows = conn.execute(
-            sa.select(attempts_table)
-            .where(attempts_table.c.key.in_(keys[start : start + CHUNK]))
-            .with_for_update()
+            selected.where(attempts_table.c.key.in_(keys[start : start + CHUNK])).with_for_update()
         )
         found.update(((r.key, r.attempt), r) for r in rows if (r.key, r.attempt) in wanted)
     return found

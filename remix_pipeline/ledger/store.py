@@ -245,7 +245,11 @@ class Ledger:
         """
         finishing = transitions.LEGAL_MOVES[Step.FINISH]
         with writing(self._engine) as conn:
-            rows = queries.locked_rows(conn, [(key, attempt) for key, attempt, _ in updates])
+            rows = queries.locked_rows(
+                conn,
+                [(key, attempt) for key, attempt, _ in updates],
+                (attempts_table.c.state, attempts_table.c.video_id),
+            )
             ended: list[Attempt] = []
             records: list[dict[str, object]] = []
             for key, attempt, video in updates:
