@@ -56,6 +56,7 @@ from remix_pipeline.contract import (
     DeletedVideo,
     Order,
     VideoCharacter,
+    VideoList,
     VideoStatus,
     allowed_values,
     dump_video,
@@ -277,16 +278,15 @@ async def list_videos(request: Request) -> Response:
             f"Invalid 'after': no video with id '{after}' exists.", param="after"
         ) from None
     now = state.clock()
-    data = [dump_video(video_at(job, now, state.timing)) for job in jobs]
-    return JSONResponse(
-        {
-            "object": "list",
-            "data": data,
-            "first_id": jobs[0].id if jobs else None,
-            "last_id": jobs[-1].id if jobs else None,
-            "has_more": has_more,
-        }
+    page = VideoList(
+        data=[video_at(job, now, state.timing) for job in jobs],
+        first_id=jobs[0].id if jobs else None,
+        last_id=jobs[-1].id if jobs else None,
+        has_more=has_more,
     )
+    # Encoded by pydantic in one pass: a tick at 100,000 jobs asks for 1,000 pages, and a
+    # dict per video through json.dumps cost the server 2 of its 4.5 s in such a listing.
+    return Response(page.model_dump_json(), media_type="application/json")
 
 
 async def retrieve_video(request: Request) -> Response:
