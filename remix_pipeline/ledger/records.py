@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
@@ -98,11 +98,11 @@ def attempt_columns() -> list[sa.Column[Any]]:
     return [sa.Column(f.name, f.metadata["type"], **f.metadata["options"]) for f in fields(Attempt)]
 
 
-@dataclass(frozen=True, slots=True)
-class RunningJob:
+class RunningJob(NamedTuple):
     """What a poll needs of one in-flight attempt, read without the rest of the row or its
     parsed Video: a tick holds one of these for every job it watches (100,000 of them in
-    the benchmark), so they are kept small."""
+    the benchmark), so they are kept small, and made as tuples: a frozen dataclass took
+    0.37 s to build 100,000 of them, half the read."""
 
     key: str
     attempt: int
