@@ -63,13 +63,13 @@ async def stream_status(
     seen: set[str] = set()
     if fetch_page is not None:
         pages_needed = math.ceil(len(wanted) / page_size)
-        count = min(segments, pages_needed // MIN_PAGES_PER_SEGMENT) if newest_first else 1
+        count = max(1, min(segments, pages_needed // MIN_PAGES_PER_SEGMENT)) if newest_first else 1
         listing = _Listing(
             list(dict.fromkeys(video_ids)),
             seen,
             fetch_page=fetch_page,
-            segments=max(count, 1),
-            max_pages=pages_needed + extra_pages + max(count, 1) - 1,
+            segments=count,
+            max_pages=pages_needed + extra_pages + count - 1,
             cutoff=None if created_after is None else math.floor(created_after),
         )
         async for found in listing.pages():
@@ -82,15 +82,11 @@ async def stream_status(
             yield found
 
 
-def _cuts(length: int, count: int) -> list[int]:
-    """Where `count` segments of about equal size start in a list of `length`, and its end."""
-    return [round(length * n / count) for n in range(count + 1)]
-
-
 def _boundaries(newest_first: list[str], count: int) -> list[str]:
     """The ids that split the listing into `count` segments of about equal wanted ids: the
     oldest wanted id of each segment but the last, after which the next segment starts."""
-    return [newest_first[cut - 1] for cut in _cuts(len(newest_first), count)[1:-1]]
+    length = len(newest_first)
+    return [newest_first[round(length * n / count) - 1] for n in range(1, count)]
 
 
 class _NoList(Exception):

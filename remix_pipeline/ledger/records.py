@@ -101,8 +101,8 @@ def attempt_columns() -> list[sa.Column[Any]]:
 class RunningJob(NamedTuple):
     """What a poll needs of one in-flight attempt, read without the rest of the row or its
     parsed Video: a tick holds one of these for every job it watches (100,000 of them in
-    the benchmark), so they are kept small, and made as tuples: a frozen dataclass took
-    0.37 s to build 100,000 of them, half the read."""
+    the benchmark), so they are kept small, and made as tuples: 100,000 take 0.12 s to
+    build, where frozen dataclasses took 0.29 s."""
 
     key: str
     attempt: int
