@@ -20,10 +20,6 @@ import tracemalloc
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    pass
 
 TOP_ALLOCATIONS = 25
 

@@ -174,7 +174,6 @@ class VideosClient:
         profile = ServerProfile() if transport is not None else None
         if url is None or url.rstrip("/") == EMBEDDED_BASE_URL:
             url = EMBEDDED_BASE_URL
-            url = EMBEDDED_BASE_URL
             if transport is None:
                 from remix_pipeline.service import default_service_config, embedded_transport
 
