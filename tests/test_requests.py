@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import time
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from remix_pipeline.request_table import (
     TableUnreadableError,
     VariantRequest,
     read_request_table,
+    readers,
     variant_key,
 )
 
@@ -608,3 +610,66 @@ def test_a_table_of_creates_needs_no_source_column(tmp_path: Path) -> None:
     assert [r.operation for r in table.requests] == ["create"]
     without = read_request_table(write(tmp_path / "u.csv", "prompt\nA fox\n"))
     assert [(p.row_number, p.column) for p in without.problems] == [(None, "source_video_id")]
+
+
+def _counting_validations(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths validated from here on (the memo's misses)."""
+    validated: list[str] = []
+    original = readers.validate_table
+
+    def counted(path: str, content_hash: str, raw: object) -> RequestTable:
+        validated.append(path)
+        return original(path, content_hash, raw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(readers, "validate_table", counted)
+    return validated
+
+
+def test_an_unchanged_table_read_again_is_not_validated_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    validated = _counting_validations(monkeypatch)
+    path = write(tmp_path / "t.csv", "source_video_id,prompt\nvideo_a,Rain\nvideo_b,Snow\n")
+    first = read_request_table(path)
+    again = read_request_table(path)
+    assert validated == [str(path)]
+    assert again == first
+
+
+def test_a_table_rewritten_with_the_same_size_and_time_is_read_anew(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    validated = _counting_validations(monkeypatch)
+    path = write(tmp_path / "t.csv", "source_video_id,prompt\nvideo_a,Rain\n")
+    before = path.stat()
+    assert [r.prompt for r in read_request_table(path).requests] == ["Rain"]
+    write(path, "source_video_id,prompt\nvideo_a,Hail\n")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert path.stat().st_size == before.st_size
+    assert [r.prompt for r in read_request_table(path).requests] == ["Hail"]
+    assert len(validated) == 2
+
+
+def test_a_remembered_table_with_problems_is_still_refused_in_strict_mode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    validated = _counting_validations(monkeypatch)
+    path = write(tmp_path / "t.csv", "source_video_id,prompt\nvideo_a,\nvideo_b,Snow\n")
+    assert len(read_request_table(path).problems) == 1
+    with pytest.raises(TableInvalidError):
+        read_request_table(path, strict=True)
+    assert validated == [str(path)]
+
+
+def test_a_table_naming_other_files_is_validated_on_every_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    validated = _counting_validations(monkeypatch)
+    (tmp_path / "clip.mp4").write_bytes(b"footage one")
+    path = write(tmp_path / "t.csv", "operation,source_path,prompt\nedit,clip.mp4,Rain\n")
+    first = read_request_table(path).requests[0]
+    (tmp_path / "clip.mp4").write_bytes(b"footage two")
+    second = read_request_table(path).requests[0]
+    assert len(validated) == 2
+    assert second.source_sha256 == hashlib.sha256(b"footage two").hexdigest()
+    assert second.key != first.key
