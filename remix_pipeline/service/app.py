@@ -91,7 +91,7 @@ from remix_pipeline.service.fixtures import (
     fixture_video,
 )
 from remix_pipeline.service.gateway import Gateway
-from remix_pipeline.service.lifecycle import Timing, is_expired, status_at, video_at
+from remix_pipeline.service.lifecycle import Timing, ends_at, is_expired, status_at, video_at
 from remix_pipeline.service.records import (
     CharacterRecord,
     JobKind,
@@ -100,10 +100,16 @@ from remix_pipeline.service.records import (
     new_character_id,
     new_video_id,
 )
+from remix_pipeline.service.render_ahead import (
+    RENDER_LEAD_SECONDS,
+    RenderAhead,
+    shared_render_ahead,
+)
 from remix_pipeline.service.stats import ServiceStats
 from remix_pipeline.service.store import JobStore, UnknownCursorError
 
 if TYPE_CHECKING:
+    from remix_pipeline.service.media import MediaSpec
     from remix_pipeline.service.uploads import VideoUpload
 
 DEFAULT_LIST_LIMIT = 20
@@ -124,6 +130,22 @@ class ServiceState:
     timing: Timing
     allowed: Allowed
     render_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    ahead: RenderAhead = field(default_factory=shared_render_ahead)
+
+    async def insert(self, job: JobRecord) -> None:
+        """Store a new job; one that will complete has its media made before it ends."""
+        await run_in_threadpool(self.store.insert_video, job)
+        if self.config.render_ahead and job.failure is None:
+            delay = ends_at(job, self.timing) - RENDER_LEAD_SECONDS - self.clock()
+            self.ahead.schedule(job.id, delay, lambda: self._render_if_kept(job.id))
+
+    def _render_if_kept(self, video_id: str) -> None:
+        """The render ahead, on the worker thread; a job deleted meanwhile leaves no files."""
+        job = self.store.get_video(video_id)
+        if job is not None:
+            from remix_pipeline.service.media import render_media
+
+            render_media(media_spec(self.config, job), self.config.media_cache_dir)
 
     def video_response(self, job: JobRecord) -> Response:
         video = video_at(job, self.clock(), self.timing)
@@ -220,7 +242,7 @@ async def create_video(request: Request) -> Response:
         failure=state.faults.outcome(prompt),
         motion_seed=motion_seed_for(prompt),
     )
-    await run_in_threadpool(state.store.insert_video, job)
+    await state.insert(job)
     return state.video_response(job)
 
 
@@ -344,31 +366,43 @@ async def video_content(request: Request) -> Response:
 
 
 async def _rendered(state: ServiceState, job: JobRecord) -> dict[ContentVariant, Path]:
-    """Render once per video: concurrent first requests wait for the same rendering."""
+    """Render once per video: concurrent first requests wait for the same rendering, and
+    one that finds the render ahead under way waits for that (a finished render is reused)."""
     try:
-        from remix_pipeline.service.media import MediaSpec, render_media
+        from remix_pipeline.service.media import render_media
     except ImportError:
         raise ApiError(
             501, "Media rendering is not available on this server.", type="server_error"
         ) from None
+    ahead = state.ahead.rendering(job.id)
+    if ahead is not None:
+        await asyncio.wrap_future(ahead)
+    lock = state.render_locks.setdefault(job.id, asyncio.Lock())
+    try:
+        async with lock:
+            return await run_in_threadpool(
+                render_media, media_spec(state.config, job), state.config.media_cache_dir
+            )
+    finally:
+        if not lock.locked():
+            state.render_locks.pop(job.id, None)
+
+
+def media_spec(config: ServiceConfig, job: JobRecord) -> MediaSpec:
+    """What `job`'s media are rendered from, at this server's scale and frame rate."""
+    from remix_pipeline.service.media import MediaSpec
+
     width, height = job.dimensions
-    spec = MediaSpec(
+    return MediaSpec(
         video_id=job.id,
         prompt=job.prompt,
         motion_seed=job.motion_seed,
         width=width,
         height=height,
         seconds=int(job.seconds),
-        scale=state.config.media_scale,
-        fps=state.config.media_fps,
+        scale=config.media_scale,
+        fps=config.media_fps,
     )
-    lock = state.render_locks.setdefault(job.id, asyncio.Lock())
-    try:
-        async with lock:
-            return await run_in_threadpool(render_media, spec, state.config.media_cache_dir)
-    finally:
-        if not lock.locked():
-            state.render_locks.pop(job.id, None)
 
 
 async def remix_video(request: Request) -> Response:
@@ -378,7 +412,7 @@ async def remix_video(request: Request) -> Response:
     prompt = prompt_field(body)
     source = await state.completed_source(request.path_params["video_id"], "remixed", "video_id")
     job = state.derived_job(source, JobKind.REMIX, prompt)
-    await run_in_threadpool(state.store.insert_video, job)
+    await state.insert(job)
     return state.video_response(job)
 
 
@@ -395,7 +429,7 @@ async def edit_video(request: Request) -> Response:
         _no_model_with_a_reference(body, "edit")
         completed = await state.completed_source(source, "edited", "video[id]")
         job = state.derived_job(completed, JobKind.EDIT, prompt)
-    await run_in_threadpool(state.store.insert_video, job)
+    await state.insert(job)
     return state.video_response(job)
 
 
@@ -437,7 +471,7 @@ async def extend_video(request: Request) -> Response:
         completed = await state.completed_source(source, "extended", "video[id]")
         total = _stitched(completed.seconds, added)
         job = state.derived_job(completed, JobKind.EXTENSION, prompt, seconds=total)
-    await run_in_threadpool(state.store.insert_video, job)
+    await state.insert(job)
     return state.video_response(job)
 
 

@@ -89,6 +89,11 @@ class ServiceConfig(BaseModel):
         default=0.125, gt=0, le=1, description="Rendered size as a share of the requested size."
     )
     media_fps: int = Field(default=8, ge=1, le=60)
+    render_ahead: bool = Field(
+        default=True,
+        description="Render a job's media in the last seconds of its run (see "
+        "`render_ahead`), as a real server makes the video, rather than on its first download.",
+    )
     sdk_fixtures: bool = Field(
         default=False,
         description="Hold the fixed ids openai-python's own tests use (video `video_123`, "
