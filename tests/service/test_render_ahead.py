@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import httpx
+import pytest
 
 from remix_pipeline.service import create_app
 from remix_pipeline.service.app import ServiceState, media_spec
@@ -58,18 +59,15 @@ async def test_a_job_that_will_complete_has_its_media_before_anything_downloads_
         assert content.status_code == 400  # the job itself is still queued on the fake clock
 
 
-async def test_a_job_that_will_fail_is_not_rendered(make_config: MakeConfig) -> None:
-    async with _client(make_config, faults={"failure_rate": 1.0}) as client:
-        video = (await client.post("/v1/videos", json={"prompt": "a cat"})).json()
-        state = _state(client)
-        _drained(state.ahead)
-        assert _rendered_files(state, video["id"]) == []
-
-
-async def test_with_render_ahead_off_nothing_is_rendered_before_a_download(
-    make_config: MakeConfig,
+@pytest.mark.parametrize(
+    "overrides",
+    [{"faults": {"failure_rate": 1.0}}, {"render_ahead": False}],
+    ids=["a job that will fail", "render ahead turned off"],
+)
+async def test_nothing_is_rendered_ahead_for_a_failing_job_or_when_turned_off(
+    make_config: MakeConfig, overrides: dict[str, object]
 ) -> None:
-    async with _client(make_config, render_ahead=False) as client:
+    async with _client(make_config, **overrides) as client:
         video = (await client.post("/v1/videos", json={"prompt": "a cat"})).json()
         state = _state(client)
         _drained(state.ahead)
