@@ -627,6 +627,11 @@ def test_a_ledger_of_an_older_version_gains_the_new_columns_and_indexes_and_keep
                 key VARCHAR(200) NOT NULL, attempt INTEGER NOT NULL, variant VARCHAR(32) NOT NULL,
                 path TEXT NOT NULL, sha256 VARCHAR(64) NOT NULL, size_bytes BIGINT NOT NULL,
                 PRIMARY KEY (key, attempt, variant));
+            CREATE TABLE events (
+                id INTEGER PRIMARY KEY AUTOINCREMENT, key VARCHAR(200) NOT NULL,
+                attempt INTEGER NOT NULL, at FLOAT NOT NULL, from_state VARCHAR(16),
+                to_state VARCHAR(16) NOT NULL, detail TEXT);
+            INSERT INTO events (key, attempt, at, to_state) VALUES ('k.1', 1, 1.0, 'intent');
             INSERT INTO attempts (key, attempt, state, source_video_id, prompt, prompt_sha256,
                 variant, experiment, replicate, table_hash, row_number, intent_at, adopted,
                 reported) VALUES ('k.1', 1, 'intent', 'video_src', 'p', 'x', 'v', 'e', 1, 'h',
@@ -643,7 +648,10 @@ def test_a_ledger_of_an_older_version_gains_the_new_columns_and_indexes_and_keep
     assert ledger.get("k.1", 1).server == "embedded"
     with sqlite3.connect(path) as db:
         indexes = {row[1] for row in db.execute("PRAGMA index_list(attempts)")}
+        event_indexes = {row[1] for row in db.execute("PRAGMA index_list(events)")}
     assert {"ix_attempts_state", "ix_attempts_table_order"} <= indexes
+    assert "ix_events_key" in event_indexes
+    assert [e.to_state.value for e in ledger.history([("k.1", 1)])[("k.1", 1)]] == ["intent"]
     Ledger.for_path(path)  # opening it again changes nothing
 
 
