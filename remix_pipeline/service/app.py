@@ -129,7 +129,6 @@ class ServiceState:
     clock: Callable[[], float]
     timing: Timing
     allowed: Allowed
-    render_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     ahead: RenderAhead = field(default_factory=shared_render_ahead)
 
     async def insert(self, job: JobRecord) -> None:
@@ -366,26 +365,23 @@ async def video_content(request: Request) -> Response:
 
 
 async def _rendered(state: ServiceState, job: JobRecord) -> dict[ContentVariant, Path]:
-    """Render once per video: concurrent first requests wait for the same rendering, and
-    one that finds the render ahead under way waits for that (a finished render is reused)."""
+    """Render once per video: a request that finds a render of it under way (another
+    request's, or the render ahead's) waits for that one and reuses its files."""
     try:
         from remix_pipeline.service.media import render_media
     except ImportError:
         raise ApiError(
             501, "Media rendering is not available on this server.", type="server_error"
         ) from None
-    ahead = state.ahead.rendering(job.id)
-    if ahead is not None:
-        await asyncio.wrap_future(ahead)
-    lock = state.render_locks.setdefault(job.id, asyncio.Lock())
+    spec = media_spec(state.config, job)
+    claimed, mine = state.ahead.claim(job.id)
+    if not mine:
+        await asyncio.wrap_future(claimed)  # then reuse its files, or render if it failed
+        return await run_in_threadpool(render_media, spec, state.config.media_cache_dir)
     try:
-        async with lock:
-            return await run_in_threadpool(
-                render_media, media_spec(state.config, job), state.config.media_cache_dir
-            )
+        return await run_in_threadpool(render_media, spec, state.config.media_cache_dir)
     finally:
-        if not lock.locked():
-            state.render_locks.pop(job.id, None)
+        state.ahead.release(job.id, claimed)
 
 
 def media_spec(config: ServiceConfig, job: JobRecord) -> MediaSpec:

@@ -8,8 +8,8 @@ while the job was in progress.
 One daemon thread per process renders each scheduled job when it falls due, a little before
 the job ends, so a long job costs nothing until then and the renders of a listing's 100,000
 hour-long jobs do not compete with the listing. A download that arrives first renders on
-demand as before (a render is safe to run twice at once and skips a finished one); one that
-arrives during this render waits for it rather than starting another.
+demand as before; whichever comes second waits for the first (`claim`), so no video is
+rendered twice at once, and a finished render is reused.
 """
 
 from __future__ import annotations
@@ -51,10 +51,24 @@ class RenderAhead:
                 self._thread.start()
             self._wake.notify()
 
-    def rendering(self, video_id: str) -> Future[None] | None:
-        """The render of `video_id` under way now, if there is one."""
+    def claim(self, video_id: str) -> tuple[Future[None], bool]:
+        """Who renders `video_id` now: the render already under way (False: wait for it, then
+        reuse its files), or a new one the caller owns (True: render, then `release` it).
+        Downloads and this worker both claim, so no video is rendered twice at once."""
         with self._wake:
-            return self._running.get(video_id)
+            running = self._running.get(video_id)
+            if running is not None:
+                return running, False
+            claimed: Future[None] = Future()
+            self._running[video_id] = claimed
+            return claimed, True
+
+    def release(self, video_id: str, claimed: Future[None]) -> None:
+        """End a claimed render (however it went); whoever waited for it goes on."""
+        with self._wake:
+            if self._running.get(video_id) is claimed:
+                del self._running[video_id]
+        claimed.set_result(None)
 
     def _work(self) -> None:
         while True:
@@ -62,17 +76,16 @@ class RenderAhead:
                 while not self._due or self._due[0][0] > time.monotonic():
                     self._wake.wait(self._due[0][0] - time.monotonic() if self._due else None)
                 _, _, video_id, render = heapq.heappop(self._due)
-                done: Future[None] = Future()
-                self._running[video_id] = done
+            claimed, mine = self.claim(video_id)
+            if not mine:
+                continue  # a download is rendering it
             try:
                 render()
             except Exception:
                 # The download renders again and answers with what went wrong.
                 logger.debug("render ahead of %s failed", video_id, exc_info=True)
             finally:
-                with self._wake:
-                    del self._running[video_id]
-                done.set_result(None)
+                self.release(video_id, claimed)
 
 
 _shared: RenderAhead | None = None

@@ -285,7 +285,7 @@ async def test_content_is_the_rendered_media_with_its_content_type(
     assert response.content == expected[variant].read_bytes()
 
 
-async def test_concurrent_first_downloads_agree_and_leave_no_lock_behind(
+async def test_concurrent_first_downloads_agree_and_leave_no_claim_behind(
     app_client: Client, clock: FakeClock
 ) -> None:
     video = await _completed(app_client, clock)
@@ -293,7 +293,10 @@ async def test_concurrent_first_downloads_agree_and_leave_no_lock_behind(
     responses = await asyncio.gather(*(app_client.get(url) for _ in range(4)))
     assert {r.status_code for r in responses} == {200}
     assert len({r.content for r in responses}) == 1
-    assert app_client.app.state.service.render_locks == {}  # type: ignore[attr-defined]
+    ahead = app_client.app.state.service.ahead  # type: ignore[attr-defined]
+    claimed, mine = ahead.claim(video["id"])
+    ahead.release(video["id"], claimed)
+    assert mine  # no render of it is left claimed
 
 
 # remix, edit, extension ----------------------------------------------------------------------

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
+from pathlib import Path
 
 import httpx
 import pytest
 
-from remix_pipeline.service import create_app
+from remix_pipeline.service import create_app, media
 from remix_pipeline.service.app import ServiceState, media_spec
 from remix_pipeline.service.media import media_folder
 from remix_pipeline.service.render_ahead import RenderAhead
@@ -109,3 +111,47 @@ def test_a_failing_render_does_not_stop_the_ones_after_it() -> None:
     ran = threading.Event()
     ahead.schedule("next", 0.0, ran.set)
     assert ran.wait(WAIT_SECONDS)
+
+
+async def test_a_download_during_a_render_of_its_video_waits_and_renders_nothing_again(
+    make_config: MakeConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    encoded: list[str] = []
+    original = media._write_mp4
+
+    def counted(spec: media.MediaSpec, path: Path) -> object:
+        encoded.append(spec.video_id)
+        return original(spec, path)
+
+    monkeypatch.setattr(media, "_write_mp4", counted)
+    clock = FakeClock()
+    app = create_app(make_config(render_ahead=False), clock=clock)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+        video = (await client.post("/v1/videos", json={"prompt": "a cat"})).json()
+        clock.advance(60)
+        state: ServiceState = app.state.service
+        claimed, mine = state.ahead.claim(video["id"])
+        assert mine
+        download = asyncio.ensure_future(client.get(f"/v1/videos/{video['id']}/content"))
+        await asyncio.sleep(0.2)
+        assert not download.done()  # it waits for the render under way
+        job = state.store.get_video(video["id"])
+        assert job is not None
+        await asyncio.to_thread(
+            media.render_media, media_spec(state.config, job), state.config.media_cache_dir
+        )
+        state.ahead.release(video["id"], claimed)
+        response = await download
+    assert response.status_code == 200
+    assert encoded == [video["id"]]
+
+
+def test_the_worker_leaves_a_video_to_the_download_already_rendering_it() -> None:
+    ahead = RenderAhead()
+    ran: list[str] = []
+    claimed, _ = ahead.claim("video_x")
+    ahead.schedule("video_x", 0.0, lambda: ran.append("video_x"))
+    _drained(ahead)
+    ahead.release("video_x", claimed)
+    assert ran == []
