@@ -30,7 +30,8 @@ logger = logging.getLogger(__name__)
 
 
 class RenderAhead:
-    """Renders run one at a time, each at the monotonic time it is due."""
+    """Its own renders run one at a time, each at the monotonic time it is due; downloads
+    render on their own threads and `claim` like it."""
 
     def __init__(self) -> None:
         self._due: list[tuple[float, int, str, Callable[[], object]]] = []
