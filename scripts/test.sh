@@ -68,4 +68,9 @@ if [ -n "$litellm_pid" ]; then
     fi
     rm -f "$litellm_out" "$litellm_log"
 fi
-exec .venv/bin/python -m pytest "$@"
+# Two workers, each taking the next test as it frees up (worksteal: a few tests run minutes,
+# most under a second): the suite mostly waits on servers, jobs and subprocesses, and took
+# 24 to 29 minutes on one worker, about 15 on two. Every test keeps to its own ports, temp
+# directories and databases, so none depends on running alone; `-n 0` (given after) runs
+# them in one process.
+exec .venv/bin/python -m pytest -n 2 --dist worksteal "$@"
