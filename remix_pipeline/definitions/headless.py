@@ -169,6 +169,7 @@ class HeadlessRunner:
         self.on_warning = on_warning
         self.poll_seconds = poll_seconds
         self.runs: list[str] = []
+        self.table_keys: set[str] = set()  # the variants of the table `run` works through
         self.cursors: dict[str, str | None] = {}
         self.last_media_run = 0.0
 
@@ -221,13 +222,21 @@ class HeadlessRunner:
             self.instance.report_runless_asset_event(event)
         for run_request in data.run_requests or []:
             selection = list(run_request.asset_selection or [])
-            if selection == [self.session.keys.media]:
-                # Downloads wait at most MEDIA_INTERVAL_SECONDS (download URLs live about an
-                # hour), so a wave of completions shares one run; the final run catches up.
-                if time.monotonic() - self.last_media_run < MEDIA_INTERVAL_SECONDS:
-                    continue
-                self.last_media_run = time.monotonic()
+            if selection == [self.session.keys.media] and self._media_can_wait():
+                continue
             self.execute(selection, dict(run_request.tags))
+
+    def _media_can_wait(self) -> bool:
+        """Downloads wait at most MEDIA_INTERVAL_SECONDS (download URLs live about an hour),
+        so a wave of completions shares one run. Once every variant has ended they wait for
+        the final run, which fetches them beside the lineage: a run's own cost (about a
+        second, on the sample) is not paid twice in a row."""
+        if time.monotonic() - self.last_media_run < MEDIA_INTERVAL_SECONDS:
+            return True
+        if self.table_keys and self.progress(self.table_keys).ended == len(self.table_keys):
+            return True
+        self.last_media_run = time.monotonic()
+        return False
 
     def progress(self, table_keys: set[str]) -> Progress:
         """Counts from two narrow ledger reads: asked every poll, so no lineage frame here."""
@@ -276,7 +285,7 @@ class HeadlessRunner:
         keys = self.session.keys
         fail_abandoned_runs(self.instance)
         table = read_request_table(self.settings.table_path, strict=self.settings.strict)
-        table_keys = {r.key for r in table.requests}
+        table_keys = self.table_keys = {r.key for r in table.requests}
         summary = RunSummary(
             progress=Progress(variants=len(table_keys)),
             lineage_path=self.session.lineage_path,

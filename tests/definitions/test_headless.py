@@ -82,6 +82,21 @@ def test_the_media_run_shows_a_preview_on_every_variant_as_its_batches_are_commi
         assert preview.count("data:image/webp;base64,") == 2  # thumbnail and filmstrip
 
 
+def test_when_the_last_jobs_end_their_media_are_fetched_by_the_final_run_with_the_lineage(
+    settings, instance
+):
+    write_table(settings.table_path, SAMPLE_ROWS[:1])  # one job: it ends in one tick
+
+    frame = run(settings, instance)
+
+    media_runs = [
+        r for r in instance.get_runs() if dg.AssetKey(["t", "media"]) in (r.asset_selection or ())
+    ]
+    assert len(media_runs) == 1
+    assert dg.AssetKey(["t", "lineage"]) in (media_runs[0].asset_selection or ())
+    assert Path(frame["video_path"].iloc[0]).is_file()
+
+
 def test_running_again_submits_nothing(project, settings, instance):
     run(settings, instance)
     jobs_before = remix_jobs(project)
