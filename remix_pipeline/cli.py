@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class _Command:
-    """A subcommand; its module is imported when the parser is built, not at import."""
+    """A subcommand. Its module is imported only when the command is the one given: the
+    modules bring their own dependencies (`serve` uvicorn, `check-server` the gateway
+    probes), which the other commands do not pay for."""
 
     name: str
     help: str
@@ -20,11 +22,12 @@ class _Command:
     add_arguments: str
     handler: str
 
-    def register(self, commands: argparse._SubParsersAction) -> None:
-        module = importlib.import_module(self.module)
+    def register(self, commands: argparse._SubParsersAction, *, chosen: bool) -> None:
         cmd = commands.add_parser(self.name, help=self.help)
-        getattr(module, self.add_arguments)(cmd)
-        cmd.set_defaults(handler=getattr(module, self.handler))
+        if chosen:
+            module = importlib.import_module(self.module)
+            getattr(module, self.add_arguments)(cmd)
+            cmd.set_defaults(handler=getattr(module, self.handler))
 
 
 _COMMANDS = (
@@ -66,14 +69,18 @@ _COMMANDS = (
 )
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
+    """The parser, with the arguments of the command `argv` names (the first word that is
+    one: the program has no options of its own but `--help`)."""
     parser = argparse.ArgumentParser(
         prog="remix-pipeline",
         description="Fan out Videos API remix jobs from a table of prompt variants.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    names = {command.name for command in _COMMANDS}
+    chosen = next((word for word in argv if word in names), None)
     for command in _COMMANDS:
-        command.register(commands)
+        command.register(commands, chosen=command.name == chosen)
     return parser
 
 
@@ -110,7 +117,8 @@ def _validate_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    args = _parser(words).parse_args(words)
     try:
         return int(args.handler(args) or 0)
     except KeyboardInterrupt:

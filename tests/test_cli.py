@@ -36,3 +36,33 @@ def test_the_program_freezes_its_heap_as_it_ends_so_exit_skips_collecting_it() -
     )
 
     assert finished.stdout.splitlines()[-1] == "0 True"
+
+
+def test_a_command_imports_only_its_own_module() -> None:
+    program = (
+        "import sys\n"
+        "from remix_pipeline.cli import main\n"
+        f"code = main(['validate', {str(SAMPLE)!r}])\n"
+        "others = ('remix_pipeline.service.server', 'remix_pipeline.server_check', 'uvicorn')\n"
+        "print(code, [name for name in others if name in sys.modules])\n"
+    )
+    finished = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, check=True
+    )
+
+    assert finished.stdout.splitlines()[-1] == "0 []"
+
+
+def test_the_help_lists_every_command_and_a_commands_help_its_options(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    listing = capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    serve = capsys.readouterr().out
+
+    for command in ("run", "serve", "lineage", "validate", "check-server"):
+        assert command in listing
+    assert "--port" in serve
