@@ -444,6 +444,24 @@ def test_lineage_readers_opening_at_once_wait_for_the_file_instead_of_failing(
     assert lengths == [8] * 50
 
 
+def test_writes_after_a_lineage_read_in_the_same_process_reach_the_file(
+    ledger: Ledger, db: Path
+) -> None:
+    """The bulk read's driver carries its own copy of SQLite. Closing its connection while
+    the ledger's pooled ones stayed open, it took itself for the file's last user and
+    deleted the write-ahead log under them: the next write went to the deleted log, and
+    another connection then failed with "disk I/O error"."""
+    intent(ledger, request("before"))
+
+    ledger.lineage_columns()
+    intent(ledger, request("after"))
+
+    with sqlite3.connect(db) as other:
+        prompts = {row[0] for row in other.execute("SELECT key FROM attempts")}
+    assert prompts == {request("before").key, request("after").key}
+    assert (db.parent / f"{db.name}-wal").exists()
+
+
 def test_lineage_columns_of_an_empty_ledger_have_the_media_columns(ledger: Ledger) -> None:
     frame = ledger.lineage_columns().to_pandas()
     assert len(frame) == 0

@@ -3,12 +3,23 @@
 SQLite (the default) gets WAL, a busy timeout and write transactions taken with BEGIN
 IMMEDIATE, so concurrent writers queue instead of failing mid-transaction. PostgreSQL gets
 the psycopg2 driver that dagster-postgres installs.
+
+The lineage's bulk read (`frames`) goes through ADBC, whose SQLite driver links a copy of
+SQLite of its own. Two copies must not have one file open at once in one process: POSIX
+locks belong to the process, so neither copy sees the other's connections. Closing its last
+connection, ADBC's copy took itself for the file's last user, checkpointed and deleted the
+write-ahead log under the engine's pooled connections; their next writes went to the deleted
+log, and a new connection failed with "disk I/O error". So a bulk read runs inside
+`sqlite_connections_closed`.
 """
 
 from __future__ import annotations
 
+import os
+import threading
+import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,6 +31,10 @@ from remix_pipeline.sqlite import enable_wal
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _READONLY = "remix_ledger_readonly"
+# This process's SQLite engines and the file each opens, and the gate a bulk read holds:
+# while it is held, the engines open no connection (see `sqlite_connections_closed`).
+_sqlite_files: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()
+_bulk_read = threading.RLock()
 
 
 def open_engine(url: str) -> Engine:
@@ -50,9 +65,13 @@ def build_engine(parsed: sa.URL) -> Engine:
     engine = sa.create_engine(
         parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
     )
+    if parsed.database not in (None, "", ":memory:"):
+        _sqlite_files[engine] = os.path.realpath(parsed.database)
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        with _bulk_read:  # a new connection waits for a bulk read of its file to end
+            pass
         # Let SQLAlchemy, not the driver, decide where transactions begin (see `_on_begin`).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -83,3 +102,23 @@ def writing(engine: Engine) -> Iterator[Connection]:
 def reading(engine: Engine) -> Iterator[Connection]:
     with engine.connect().execution_options(**{_READONLY: True}) as conn, conn.begin():
         yield conn
+
+
+def sqlite_connections_closed(engine: Engine) -> Any:
+    """For the length of the block, no connection of this process's engines is open on the
+    SQLite file of `engine`, and none opens: where another copy of SQLite (ADBC's) may open
+    the file. Connections the engines had checked out on other threads are closed when they
+    come back; the ledger is not read or written on another thread beside a lineage read.
+    For PostgreSQL, nothing to do."""
+    if engine not in _sqlite_files:
+        return nullcontext()
+    return _closed_for(_sqlite_files[engine])
+
+
+@contextmanager
+def _closed_for(file: str) -> Iterator[None]:
+    with _bulk_read:
+        for other, opened in list(_sqlite_files.items()):
+            if opened == file:
+                other.dispose()
+        yield

@@ -13,7 +13,12 @@ import sqlalchemy as sa
 
 from remix_pipeline.contract import Video
 from remix_pipeline.ledger import queries, transitions
-from remix_pipeline.ledger.engine import open_engine, reading, writing
+from remix_pipeline.ledger.engine import (
+    open_engine,
+    reading,
+    sqlite_connections_closed,
+    writing,
+)
 from remix_pipeline.ledger.errors import LedgerError, UnknownAttemptError, VideoAlreadyClaimedError
 from remix_pipeline.ledger.frames import lineage_columns
 from remix_pipeline.ledger.queries import CHUNK, to_attempt
@@ -516,8 +521,10 @@ class Ledger:
         return found
 
     def lineage_columns(self, experiment: str | None = None) -> pa.Table:
-        """Every attempt with its Video fields and media as columns (`frames`)."""
-        return lineage_columns(self._engine.url, experiment)
+        """Every attempt with its Video fields and media as columns (`frames`), read with
+        this process's own connections to the file closed (`engine`)."""
+        with sqlite_connections_closed(self._engine):
+            return lineage_columns(self._engine.url, experiment)
 
     # Plumbing ----------------------------------------------------------------------------
 
