@@ -19,7 +19,7 @@ import os
 import threading
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -66,7 +66,8 @@ def build_engine(parsed: sa.URL) -> Engine:
         parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
     )
     if parsed.database not in (None, "", ":memory:"):
-        _sqlite_files[engine] = os.path.realpath(parsed.database)
+        with _bulk_read:
+            _sqlite_files[engine] = os.path.realpath(parsed.database)
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -104,19 +105,17 @@ def reading(engine: Engine) -> Iterator[Connection]:
         yield conn
 
 
-def sqlite_connections_closed(engine: Engine) -> Any:
+@contextmanager
+def sqlite_connections_closed(engine: Engine) -> Iterator[None]:
     """For the length of the block, no connection of this process's engines is open on the
     SQLite file of `engine`, and none opens: where another copy of SQLite (ADBC's) may open
     the file. Connections the engines had checked out on other threads are closed when they
     come back; the ledger is not read or written on another thread beside a lineage read.
     For PostgreSQL, nothing to do."""
-    if engine not in _sqlite_files:
-        return nullcontext()
-    return _closed_for(_sqlite_files[engine])
-
-
-@contextmanager
-def _closed_for(file: str) -> Iterator[None]:
+    file = _sqlite_files.get(engine)
+    if file is None:
+        yield
+        return
     with _bulk_read:
         for other, opened in list(_sqlite_files.items()):
             if opened == file:
