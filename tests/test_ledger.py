@@ -462,6 +462,24 @@ def test_writes_after_a_lineage_read_in_the_same_process_reach_the_file(
     assert (db.parent / f"{db.name}-wal").exists()
 
 
+def test_a_lineage_read_leaves_the_log_of_a_connection_it_cannot_close_in_place(
+    ledger: Ledger, db: Path
+) -> None:
+    """A connection the ledger does not own (here a plain sqlite3 one) stays open across the
+    bulk read; the reader, opened read-only, must not delete the log that connection uses."""
+    intent(ledger, request("before"))
+    outside = sqlite3.connect(db, isolation_level=None)
+    try:
+        outside.execute("SELECT COUNT(*) FROM attempts").fetchall()
+        ledger.lineage_columns()
+        outside.execute("UPDATE attempts SET run_id = 'outside'")
+        with sqlite3.connect(db) as other:
+            run_ids = [row[0] for row in other.execute("SELECT run_id FROM attempts")]
+    finally:
+        outside.close()
+    assert run_ids == ["outside"]
+
+
 def test_lineage_columns_of_an_empty_ledger_have_the_media_columns(ledger: Ledger) -> None:
     frame = ledger.lineage_columns().to_pandas()
     assert len(frame) == 0

@@ -4,20 +4,12 @@ SQLite (the default) gets WAL, a busy timeout and write transactions taken with 
 IMMEDIATE, so concurrent writers queue instead of failing mid-transaction. PostgreSQL gets
 the psycopg2 driver that dagster-postgres installs.
 
-The lineage's bulk read (`frames`) goes through ADBC, whose SQLite driver links a copy of
-SQLite of its own. Two copies must not have one file open at once in one process: POSIX
-locks belong to the process, so neither copy sees the other's connections. Closing its last
-connection, ADBC's copy took itself for the file's last user, checkpointed and deleted the
-write-ahead log under the engine's pooled connections; their next writes went to the deleted
-log, and a new connection failed with "disk I/O error". So a bulk read runs inside
-`sqlite_connections_closed`.
+The lineage's bulk read opens the same files through another copy of SQLite; `file_guard`
+keeps the two apart.
 """
 
 from __future__ import annotations
 
-import os
-import threading
-import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -25,16 +17,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from remix_pipeline.ledger import file_guard
 from remix_pipeline.ledger.errors import LedgerError
 from remix_pipeline.ledger.schema import create_or_upgrade
 from remix_pipeline.sqlite import enable_wal
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _READONLY = "remix_ledger_readonly"
-# This process's SQLite engines and the file each opens, and the gate a bulk read holds:
-# while it is held, the engines open no connection (see `sqlite_connections_closed`).
-_sqlite_files: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()
-_bulk_read = threading.RLock()
 
 
 def open_engine(url: str) -> Engine:
@@ -66,13 +55,10 @@ def build_engine(parsed: sa.URL) -> Engine:
         parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
     )
     if parsed.database not in (None, "", ":memory:"):
-        with _bulk_read:
-            _sqlite_files[engine] = os.path.realpath(parsed.database)
+        file_guard.watch(engine, parsed.database)
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        with _bulk_read:  # a new connection waits for a bulk read of its file to end
-            pass
         # Let SQLAlchemy, not the driver, decide where transactions begin (see `_on_begin`).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -103,21 +89,3 @@ def writing(engine: Engine) -> Iterator[Connection]:
 def reading(engine: Engine) -> Iterator[Connection]:
     with engine.connect().execution_options(**{_READONLY: True}) as conn, conn.begin():
         yield conn
-
-
-@contextmanager
-def sqlite_connections_closed(engine: Engine) -> Iterator[None]:
-    """For the length of the block, no connection of this process's engines is open on the
-    SQLite file of `engine`, and none opens: where another copy of SQLite (ADBC's) may open
-    the file. Connections the engines had checked out on other threads are closed when they
-    come back; the ledger is not read or written on another thread beside a lineage read.
-    For PostgreSQL, nothing to do."""
-    file = _sqlite_files.get(engine)
-    if file is None:
-        yield
-        return
-    with _bulk_read:
-        for other, opened in list(_sqlite_files.items()):
-            if opened == file:
-                other.dispose()
-        yield

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import quote
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -129,7 +130,11 @@ def _connect(url: sa.URL) -> Any:
     if url.get_backend_name() == "sqlite":
         import adbc_driver_sqlite.dbapi
 
-        conn = adbc_driver_sqlite.dbapi.connect(url.database)
+        # Read-only, so that closing it never checkpoints the file or deletes its log: the
+        # driver's own copy of SQLite cannot see this process's other connections to the
+        # file (`file_guard`).
+        path = quote(os.path.abspath(url.database or ""))
+        conn = adbc_driver_sqlite.dbapi.connect(f"file:{path}?mode=ro")
         # Readers that open at once sometimes find the file locked for a moment, even in WAL
         # with no writer (12 of 40 tries by hand); the driver sets no busy timeout, so without
         # one the read fails at once with "database is locked" instead of waiting.

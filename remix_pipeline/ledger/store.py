@@ -12,13 +12,8 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from remix_pipeline.contract import Video
-from remix_pipeline.ledger import queries, transitions
-from remix_pipeline.ledger.engine import (
-    open_engine,
-    reading,
-    sqlite_connections_closed,
-    writing,
-)
+from remix_pipeline.ledger import file_guard, queries, transitions
+from remix_pipeline.ledger.engine import open_engine, reading, writing
 from remix_pipeline.ledger.errors import LedgerError, UnknownAttemptError, VideoAlreadyClaimedError
 from remix_pipeline.ledger.frames import lineage_columns
 from remix_pipeline.ledger.queries import CHUNK, to_attempt
@@ -522,8 +517,8 @@ class Ledger:
 
     def lineage_columns(self, experiment: str | None = None) -> pa.Table:
         """Every attempt with its Video fields and media as columns (`frames`), read with
-        this process's own connections to the file closed (`engine`)."""
-        with sqlite_connections_closed(self._engine):
+        this process's own connections off the file (`file_guard`)."""
+        with file_guard.bulk_read(self._engine):
             return lineage_columns(self._engine.url, experiment)
 
     # Plumbing ----------------------------------------------------------------------------
