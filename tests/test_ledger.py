@@ -457,8 +457,8 @@ def test_writes_after_a_lineage_read_in_the_same_process_reach_the_file(
     intent(ledger, request("after"))
 
     with sqlite3.connect(db) as other:
-        prompts = {row[0] for row in other.execute("SELECT key FROM attempts")}
-    assert prompts == {request("before").key, request("after").key}
+        keys = {row[0] for row in other.execute("SELECT key FROM attempts")}
+    assert keys == {request("before").key, request("after").key}
     assert (db.parent / f"{db.name}-wal").exists()
 
 

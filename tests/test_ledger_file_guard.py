@@ -5,6 +5,7 @@ threads stand for a Dagster step and whatever else holds the ledger in the same 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,15 +16,13 @@ from remix_pipeline.ledger.engine import open_engine
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> sa.Engine:
+def engine(tmp_path: Path) -> Iterator[sa.Engine]:
     opened = open_engine(f"sqlite:///{tmp_path / 'ledger.db'}")
     yield opened
     opened.dispose()
 
 
-def hold_connection(
-    engine: sa.Engine, release: threading.Event
-) -> tuple[threading.Thread, threading.Event]:
+def hold_connection(engine: sa.Engine, release: threading.Event) -> threading.Thread:
     """A thread that checks a connection out, says so, and gives it back on `release`."""
     holding = threading.Event()
 
@@ -36,14 +35,14 @@ def hold_connection(
     thread = threading.Thread(target=hold)
     thread.start()
     holding.wait(10)
-    return thread, holding
+    return thread
 
 
 def test_a_bulk_read_starts_only_once_a_connection_in_use_elsewhere_is_back(
     engine: sa.Engine,
 ) -> None:
     release = threading.Event()
-    thread, _ = hold_connection(engine, release)
+    thread = hold_connection(engine, release)
     threading.Timer(0.2, release.set).start()
 
     with file_guard.bulk_read(engine):
@@ -77,7 +76,7 @@ def test_a_connection_still_in_use_after_the_wait_fails_the_read_with_a_clear_er
 ) -> None:
     monkeypatch.setattr(file_guard, "IN_USE_WAIT_SECONDS", 0.2)
     release = threading.Event()
-    thread, _ = hold_connection(engine, release)
+    thread = hold_connection(engine, release)
     try:
         with (
             pytest.raises(LedgerError, match="in use on another thread"),
