@@ -54,8 +54,10 @@ def build_engine(parsed: sa.URL) -> Engine:
     engine = sa.create_engine(
         parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
     )
-    if parsed.database not in (None, "", ":memory:"):
-        file_guard.watch(engine, parsed.database)
+    # The file the engine opens; None for an in-memory database.
+    file = parsed.database if parsed.database not in ("", ":memory:") else None
+    if file is not None:
+        file_guard.watch(engine, file)
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -63,7 +65,7 @@ def build_engine(parsed: sa.URL) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        if parsed.database not in (None, "", ":memory:"):
+        if file is not None:
             enable_wal(cursor, timeout_seconds=SQLITE_BUSY_TIMEOUT_MS / 1000)
         # FULL: an intent must survive a power cut, not only a process crash.
         cursor.execute("PRAGMA synchronous = FULL")
